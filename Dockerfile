@@ -1,0 +1,23 @@
+# The trucewatch application image: one image, one process per container (poll | worker | sink | topics ...).
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY . /app
+# Editable install: the analyst-editable YAML under /app/config is found beside the packages
+# (trucewatch.settings.PACKAGE_CONFIG_DIR), and can be overridden by mounting TRUCEWATCH_CONFIG_DIR.
+RUN pip install -e '.[rocksdb]' \
+ && useradd --system --uid 10001 --home-dir /var/lib/trucewatch trucewatch \
+ && mkdir -p /var/lib/trucewatch \
+ && chown trucewatch /var/lib/trucewatch
+
+USER trucewatch
+ENV TRUCEWATCH_DATA_DIR=/var/lib/trucewatch \
+    TRUCEWATCH_METRICS_HOST=0.0.0.0
+
+ENTRYPOINT ["trucewatch"]
+CMD ["--help"]

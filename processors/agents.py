@@ -1,0 +1,321 @@
+"""Faust agents: wiring only — decode, call the pure functions, send; per-event errors go to the dead-letter topic."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from processors.enrich import enrich_article
+from processors.novelty import KeyState, observe_or_resend, roll_up
+from processors.stories import StoryIndex, StoryItem, StoryItems, due, indexed, story_item
+from sinks.metrics import Metrics
+from trucewatch.errors import DecodeError
+from trucewatch.schema import Alert, Article, EnrichedArticle, Visit, dead_letter, decode, utcnow
+
+if TYPE_CHECKING:
+    from processors.app import Pipeline
+
+log = logging.getLogger(__name__)
+STORY_TICK_SECONDS = 0.5
+
+
+async def _to_deadletter(pipe: Pipeline, metrics: Metrics, stage: str, reason: str, event: Any,
+                         payload: bytes | None = None) -> None:
+    """Send the event's payload (or ``payload``, the part of it that failed) with its reason to the dead-letter
+    topic."""
+    msg = event.message
+    log.warning("dead-lettering %s/%s@%s at %s: %s", msg.topic, msg.partition, msg.offset, stage, reason)
+    metrics.deadletters.labels(stage).inc()
+    record = dead_letter(stage, reason, event.value if payload is None else payload, topic=msg.topic,
+                         partition=msg.partition, offset=msg.offset, key=event.key)
+    await pipe.deadletter.send(key=event.key, value=record.to_bytes())
+
+
+ENRICH_BATCH = 200  # raw articles the enrich agent takes at a time (each acked once its outputs are queued)
+ENRICH_BATCH_SECONDS = 0.05  # the longest an article waits for its batch to fill
+NOVELTY_BATCH = 1000  # visit reports the novelty agent folds at a time (one table write and alert per key)
+NOVELTY_BATCH_SECONDS = 0.1
+
+
+def producer_send(app: Any) -> Any:
+    """The ``send`` coroutine of the aiokafka producer behind ``app`` (partitioning by key as Faust's Topic.send).
+
+    Faust's per-message wrapper (message objects, sensors, callbacks) costs more than the send itself; the
+    worker flushes this same producer before every offset commit (``Consumer.commit`` -> ``producer.flush``), so
+    outputs sent here are acknowledged by the broker before the inputs that produced them are committed.
+    """
+    return app.producer._ensure_producer().send
+
+
+def wire(pipe: Pipeline, metrics: Metrics) -> None:
+    """Register the enrich and novelty agents on ``pipe.app`` (enrich also feeds the story stage's topic).
+
+    Both take their input in batches (``noack_take``) and ack each event only once its outputs are queued on the
+    producer (which the worker flushes before committing), so a crash or a failed batch never commits an input
+    whose outputs were not sent: at-least-once, as with one event at a time. Per-event failures go to the
+    dead-letter topic and are acked.
+    """
+    import weakref
+
+    from faust.streams import _current_event
+
+    app = pipe.app
+    window = timedelta(days=pipe.settings.novelty_window_days)
+    table = pipe.novelty_table
+    enriched_topic = pipe.topics.enriched
+    visits_topic = pipe.topics.visits
+    alerts_topic = pipe.topics.alerts
+    stories_topic = pipe.stories.get_topic_name() if pipe.stories is not None else None
+    enrich_seconds = metrics.stage_seconds.labels("enrich")
+    novelty_seconds = metrics.stage_seconds.labels("novelty")
+
+    async def to_deadletter(stage: str, reason: str, event: Any) -> None:
+        await _to_deadletter(pipe, metrics, stage, reason, event)
+
+    async def enrich_one(send: Any, event: Any) -> bytes | None:
+        """Enrich one raw event and queue its outputs; returns its story item (JSON) for the batch's story message."""
+        t0 = time.perf_counter()
+        try:
+            article = decode(Article, event.value)
+            enriched = enrich_article(article)
+        except DecodeError as e:
+            await to_deadletter("decode", str(e), event)
+            return None
+        except Exception as e:  # noqa: BLE001 - never let an exception reach faust (it would drop the event)
+            log.exception("enrich failed for %s", event.key)
+            await to_deadletter("enrich", f"{type(e).__name__}: {e}", event)
+            return None
+        try:
+            story = story_payload(enriched) if stories_topic is not None else None
+        except Exception:  # noqa: BLE001 - the article still goes on without its story item
+            log.exception("story features failed for %s", event.key)
+            story = None
+        try:
+            await send(enriched_topic, enriched.to_bytes(), key=article.id.encode("utf-8"))
+            for visit in enriched.visits:
+                await send(visits_topic, visit.to_bytes(), key=visit.key.encode("utf-8"))
+        except Exception as e:  # noqa: BLE001 - e.g. a message over the broker's size limit: this event only
+            log.exception("sending the outputs of %s failed", event.key)
+            await to_deadletter("enrich-send", f"{type(e).__name__}: {e}", event)
+            return None
+        metrics.articles_processed.labels(article.source).inc()
+        for name in enriched.labels.true_labels():
+            metrics.articles_labelled.labels(name).inc()
+        if enriched.visits:
+            metrics.visits_detected.inc(len(enriched.visits))
+        enrich_seconds.observe(time.perf_counter() - t0)
+        return story
+
+    @app.agent(pipe.raw, name="enrich")
+    async def enrich(stream: Any) -> None:
+        async for events in stream.noack_take(ENRICH_BATCH, within=ENRICH_BATCH_SECONDS):
+            send = producer_send(app)
+            items = [item for event in events if (item := await enrich_one(send, event)) is not None]
+            for message in story_messages(items):
+                await send(stories_topic, message, key=STORY_SHARD)
+            for event in events:  # every output of the batch is queued: the next commit (after a flush) may pass it
+                await stream.ack(event)
+
+    async def novelty_batch(events: list[Any]) -> None:
+        t0 = time.perf_counter()
+        states: dict[str, KeyState | None] = {}  # the batch's view of the table: read once, written once per key
+        last_event: dict[str, Any] = {}  # key -> the last event reporting it (its partition holds the key's state)
+        alerts: dict[str, list[Alert]] = {}
+        n = 0
+        for event in events:
+            try:
+                visit = decode(Visit, event.value)
+                if visit.key in states:
+                    state = states[visit.key]
+                else:
+                    # rocksdb tables read only the current event's partition DB: make it this report's
+                    _current_event.set(weakref.ref(event))
+                    raw_state = table.get(visit.key)
+                    state = KeyState.from_dict(raw_state) if raw_state else None
+                state, alert, counted = observe_or_resend(state, visit, window)
+            except DecodeError as e:
+                await to_deadletter("novelty-decode", str(e), event)
+                continue
+            except Exception as e:  # noqa: BLE001 - see enrich
+                log.exception("novelty failed for %s", event.key)
+                await to_deadletter("novelty", f"{type(e).__name__}: {e}", event)
+                continue
+            n += 1
+            states[visit.key] = state
+            alerts.setdefault(visit.key, []).append(alert)
+            if not counted:
+                continue  # a redelivery: state unchanged, its alert is sent again (rolled up with the key's others)
+            last_event[visit.key] = event
+            metrics.alerts.labels(alert.kind, alert.severity).inc()
+            now = utcnow()
+            if visit.published_at:
+                metrics.published_to_alert_seconds.labels(alert.kind).observe(
+                    max(0.0, (now - visit.published_at).total_seconds()))
+            if visit.fetched_at:
+                metrics.ingested_to_alert_seconds.labels(alert.kind).observe(
+                    max(0.0, (now - visit.fetched_at).total_seconds()))
+        # state first, then the alerts (as one event at a time did): a crash in between re-sends on redelivery
+        for key, event in last_event.items():
+            state = states[key]
+            assert state is not None
+            _current_event.set(weakref.ref(event))  # the changelog write goes to this event's partition
+            table[key] = state.to_dict()
+        send = producer_send(app)
+        for reports in alerts.values():
+            alert = roll_up(reports)
+            await send(alerts_topic, alert.to_bytes(), key=alert.id.encode("utf-8"))
+        if n:
+            per_report = (time.perf_counter() - t0) / n
+            for _ in range(n):
+                novelty_seconds.observe(per_report)
+
+    @app.agent(pipe.visits, name="novelty")
+    async def novelty(stream: Any) -> None:
+        async for events in stream.noack_take(NOVELTY_BATCH, within=NOVELTY_BATCH_SECONDS):
+            await novelty_batch(events)
+            for event in events:
+                await stream.ack(event)
+
+    pipe.agents = {"enrich": enrich, "novelty": novelty}  # type: ignore[attr-defined]
+
+
+STORY_SHARD = b"stories"  # every story item goes to one partition: the cluster index must see them all
+_TICK = b'{"tick": true}'
+STORY_BATCH = 20  # story messages (of up to STORY_ITEMS_PER_MESSAGE items) folded per batch: each changed table
+STORY_BATCH_SECONDS = 0.2  # key is written once per batch; the longest a story message waits for its batch
+STORY_UPDATE_SECONDS = 1.0  # an alerted cluster that grows sends its update at most this often
+
+
+STORY_ITEMS_PER_MESSAGE = 100  # story items per message on the internal stories topic (~2 KB each)
+_ITEMS_HEAD = b'{"items":['
+
+
+def story_payload(enriched: EnrichedArticle) -> bytes | None:
+    """The StoryItem JSON for the internal stories topic, or None when the article does not enter the index."""
+    if not indexed(enriched):
+        return None
+    return story_item(enriched).model_dump_json().encode("utf-8")
+
+
+def story_messages(items: list[bytes], size: int = STORY_ITEMS_PER_MESSAGE) -> list[bytes]:
+    """StoryItem JSONs packed into ``StoryItems`` messages (``{"items": [...]}``) of at most ``size`` items:
+    the story stage runs on one partition, so one Faust event per article would be its largest cost."""
+    return [_ITEMS_HEAD + b",".join(items[i:i + size]) + b"]}" for i in range(0, len(items), size)]
+
+
+def story_items_of(value: bytes) -> list[StoryItem]:
+    """The items of one stories-topic message: a ``StoryItems`` batch, or a single StoryItem (older workers).
+    Raises DecodeError."""
+    if value[:len(_ITEMS_HEAD)] == _ITEMS_HEAD:
+        return decode(StoryItems, value).items
+    return [decode(StoryItem, value)]
+
+
+def wire_stories(pipe: Pipeline, metrics: Metrics) -> None:
+    """Register the story stage (see processors/stories.py) on ``pipe.app``.
+
+    The enrich agent sends a StoryItem for each enriched article carrying a label or a visit to the internal
+    ``<prefix>stories`` topic, packed into messages of up to ``STORY_ITEMS_PER_MESSAGE`` items per batch (one key,
+    so one partition holds the whole cluster index); ``stories`` folds items into the ``stories`` table in batches
+    (``STORY_BATCH`` messages or ``STORY_BATCH_SECONDS``) through an in-memory StoryIndex, writes each changed table
+    key once per batch, and sends the story alerts that are due: a new cluster's after the debounce, an alerted
+    cluster's update at most every ``STORY_UPDATE_SECONDS`` (its key waits in the table's ``updates``). The debounce
+    runs on processing time inside the agent: a timer sends a tick message while clusters are pending, so every
+    table change happens in stream context (Faust writes the changelog per key).
+    The in-memory index is rebuilt from the table after every rebalance (and at start, after recovery).
+    """
+    import weakref
+
+    from faust.streams import _current_event
+
+    app = pipe.app
+    table = pipe.stories_table
+    topic = pipe.stories
+    alerts_topic = pipe.topics.alerts
+    hint = {"pending": True}  # send ticks until the agent has seen the table (also after a restart)
+    held: dict[str, StoryIndex | None] = {"index": None}
+
+    async def stale(*_: Any, **__: Any) -> None:
+        held["index"] = None  # partitions moved: the table may hold other rows now
+
+    app.on_partitions_assigned.connect(stale)
+    app.on_partitions_revoked.connect(stale)
+
+    async def fold(events: list[Any]) -> None:
+        t0 = time.perf_counter()
+        index = held["index"]
+        if index is None:
+            index = held["index"] = StoryIndex(table)
+            log.info("story index loaded: %d members", len(index.cluster_of))
+        _current_event.set(weakref.ref(events[-1]))  # table writes of the batch belong to its last event
+        now = time.time()
+        keys: list[str] = []
+        n = 0
+        failed: list[tuple[str, str, Any, StoryItem | None]] = []  # stage, reason, event, the item that failed
+        with index.batch() as state:
+            for event in events:
+                if event.value == _TICK:
+                    continue
+                try:
+                    items = story_items_of(event.value)
+                except DecodeError as e:
+                    failed.append(("stories-decode", str(e), event, None))
+                    continue
+                for item in items:
+                    try:
+                        outcome = index.assign(item, now)
+                    except Exception as e:  # noqa: BLE001 - see enrich
+                        log.exception("story clustering failed for %s", item.article_id)
+                        failed.append(("stories", f"{type(e).__name__}: {e}", event, item))
+                        continue
+                    n += 1
+                    if outcome.changed and outcome.emitted and outcome.key:
+                        keys.append(outcome.key)  # the cluster already alerted: its update is due soon
+            updates = dict(state.get("updates") or {})  # alerted clusters that grew -> since when
+            for k in keys:
+                updates.setdefault(k, now)
+            keys = [k for k, since in updates.items() if now - since >= STORY_UPDATE_SECONDS]
+            for k in keys:
+                del updates[k]
+            if updates != (state.get("updates") or {}):
+                state["updates"] = updates
+            keys += due(state, now)
+            alerts = []
+            for k in dict.fromkeys(keys):
+                try:
+                    alert = index.alert(k)
+                    if alert is not None:
+                        alerts.append(alert)
+                except Exception:  # noqa: BLE001 - one bad cluster never stops the batch
+                    log.exception("story alert failed for cluster %s", k)
+            hint["pending"] = bool(state.get("pending")) or bool(updates)
+        for stage, reason, event, item in failed:
+            payload = item.model_dump_json().encode("utf-8") if item is not None else None
+            await _to_deadletter(pipe, metrics, stage, reason, event, payload)
+        send = producer_send(app)
+        for alert in alerts:
+            await send(alerts_topic, alert.to_bytes(), key=alert.id.encode("utf-8"))
+            metrics.alerts.labels(alert.kind, alert.severity).inc()
+        if n:
+            per_item = (time.perf_counter() - t0) / n
+            hist = metrics.stage_seconds.labels("story")
+            for _ in range(n):
+                hist.observe(per_item)
+
+    @app.agent(topic, name="stories")
+    async def stories(stream: Any) -> None:
+        async for events in stream.take_events(STORY_BATCH, within=STORY_BATCH_SECONDS):
+            try:
+                await fold(list(events))
+            except Exception:  # noqa: BLE001 - never let an exception reach faust
+                log.exception("story batch of %d events failed", len(events))
+                held["index"] = None  # rebuilt from the table, whatever the batch left behind
+
+    @app.timer(interval=STORY_TICK_SECONDS)
+    async def story_tick() -> None:
+        if hint["pending"]:
+            await topic.send(key=STORY_SHARD, value=_TICK)
+
+    pipe.agents.update({"stories": stories})  # type: ignore[attr-defined]

@@ -1,0 +1,86 @@
+"""One article analysed once for both the classifier and the visit extractor: sentences, stems and phrase hits."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from processors.knowledge import Knowledge, get_knowledge
+from processors.normalize import Sentence, analyse, normalize
+
+MAX_CHARS = 200_000  # analyse at most this much text of one article (news articles are far shorter)
+
+Hit = tuple[int, int, str, Any]
+
+# Page furniture that introduces lists of related headlines ("read also"): the short lines after it are
+# other stories, not this article, until real prose (a long sentence) resumes.
+JUNK_MARKERS = tuple(normalize(m) for m in (
+    "اقرأ أيضا", "إقرأ أيضاً", "اقرأ ايضا", "مقالات مشابهة", "مواضيع قد تهمك", "مواضيع ذات صلة", "أخبار ذات صلة",
+    "المزيد من الأخبار", "كلمات دلالية", "الأكثر قراءة", "اخترنا لك", "مقالات ذات صلة", "تابعونا",
+))
+JUNK_LINE = 140  # a related-headline line is shorter than this
+_JUNK_RE = re.compile("|".join(re.escape(m) for m in JUNK_MARKERS))
+
+
+def _junk_flags(sents: list[Sentence]) -> list[bool]:
+    flags: list[bool] = []
+    in_junk = False
+    for s in sents:
+        if len(s.text) < JUNK_LINE and _JUNK_RE.search(" ".join(s.toks[:6])):
+            in_junk = "نهايه" not in s.toks
+            flags.append(True)
+            continue
+        if in_junk:
+            if "نهايه" in s.toks:  # "مواضيع قد تهمك نهاية": the block ends here
+                flags.append(True)
+                in_junk = False
+                continue
+            if len(s.text) >= JUNK_LINE:
+                in_junk = False
+        flags.append(in_junk)
+    return flags
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    """Sentences of an article (title sentences first) with their phrase hits."""
+
+    sentences: list[Sentence]
+    hits: list[list[Hit]]
+    n_title: int  # how many leading sentences come from the title
+
+
+def analyse_text(title: str, body: str, kn: Knowledge | None = None) -> Doc:
+    """Analyse a title and a body (either may be empty); text beyond MAX_CHARS is ignored."""
+    kn = kn or get_knowledge()
+    return _analyse(title[:2000], body[:MAX_CHARS], id(kn), kn)
+
+
+
+
+_memo: dict[tuple[str, str, int], Doc] = {}
+
+
+def _analyse(title: str, body: str, kn_id: int, kn: Knowledge) -> Doc:
+    key = (title, body, kn_id)
+    doc = _memo.get(key)
+    if doc is not None:
+        return doc
+    ts = analyse(title, kn.vocab) if title else []
+    bs = analyse(body, kn.vocab) if body else []
+    sents = ts + bs
+    for i, s in enumerate(sents):
+        s.index = i
+    junk = [False] * len(ts) + _junk_flags(bs)
+    doc = Doc(sents, [[] if j else kn.scan(s.stems) for s, j in zip(sents, junk, strict=True)], len(ts))
+    if len(_memo) >= 8:  # the enrich agent calls classify() then extract_visits() on the same article
+        _memo.pop(next(iter(_memo)))
+    _memo[key] = doc
+    return doc
+
+
+def article_parts(title: str, summary: str, body: str) -> tuple[str, str]:
+    """Title and analysable body of an article (summary kept only when the body does not repeat it)."""
+    rest = body if (not summary or summary in body) else summary + "\n" + body
+    return title or "", rest

@@ -1,0 +1,109 @@
+"""Multi-label story classifier (ceasefire / mediation / aid): weighted lexicon evidence, pure functions.
+
+A label's raw score is the sum of the weights of its lexicon terms found in the article (a term in the
+title counts ``title_weight`` times; a repeated term counts at most three times), skipping sentences
+that also hold one of the label's ``suppress`` phrases (the word in another sense: IMF "مساعدات",
+trade "مفاوضات", "تهدئة" of markets). Article domains (sport, economy, battle report) scale the
+scores down when enough of their terms occur. The label is set when the raw score reaches the
+label's threshold; ``Label.score`` is raw/threshold (1.0 = the threshold).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from itertools import chain
+from operator import itemgetter
+from typing import cast
+
+from processors.analysis import Doc, analyse_text, article_parts
+from processors.knowledge import LABELS, Knowledge, get_knowledge
+from trucewatch.schema import Article, Label, Labels
+
+MAX_REPEAT = 3
+MAX_CONCRETE = 2  # substantive sentences (a label's ``concrete`` bonus) counted at most this many times
+# In a story whose mediation score is at least MEDIATION_HEAVY (x threshold), a truce term (the lexicon's
+# ``mediated_terms``: "التهدئة" in "مفاوضات التهدئة") names the truce being negotiated: the ceasefire score is
+# raised by MEDIATION_CEASEFIRE_BONUS (once), provided the article has conflict context.
+MEDIATION_HEAVY = 2.0
+MEDIATION_CEASEFIRE_BONUS = 0.8
+CONFLICT_DOMAIN = "commerce"  # the domain whose ``unless`` terms are the article's conflict context
+
+
+LEX_KINDS = frozenset(f"lex:{lab}" for lab in LABELS)
+SUP_KINDS = frozenset(f"sup:{lab}" for lab in LABELS)
+CON_KINDS = {f"con:{lab}": lab for lab in LABELS}
+_KIND = itemgetter(2)
+
+
+def _domain_factors(counts: Counter[str], kn: Knowledge) -> dict[str, float]:
+    factors = dict.fromkeys(LABELS, 1.0)
+    for kind, n in counts.items():
+        if not kind.startswith("dom:"):
+            continue
+        spec = kn.domains.get(kind[4:])
+        if not spec or n < spec["min_hits"] or counts.get("unl:" + kind[4:]):
+            continue
+        for lab in LABELS:
+            factors[lab] *= spec["labels"].get(lab, spec["factor"])
+    return factors
+
+
+def classify_doc(doc: Doc, kn: Knowledge) -> Labels:
+    """Labels of an analysed article."""
+    term_counts: dict[str, Counter[str]] = {lab: Counter() for lab in LABELS}
+    raw = dict.fromkeys(LABELS, 0.0)
+    first_sentence: dict[str, str] = {}
+    concrete = dict.fromkeys(LABELS, 0)
+    truce = False  # a mediated truce term seen
+    for si, hits in enumerate(doc.hits):
+        if not hits:
+            continue
+        kinds = set(map(_KIND, hits))
+        if LEX_KINDS.isdisjoint(kinds):  # only sentences with lexicon terms score
+            continue
+        suppressed = set() if SUP_KINDS.isdisjoint(kinds) else {str(p) for _s, _e, k, p in hits if k in SUP_KINDS}
+        cons = set() if CON_KINDS.keys().isdisjoint(kinds) else {CON_KINDS[k] for k in kinds if k in CON_KINDS}
+        mult = kn.title_weights if si < doc.n_title else None
+        for _s, _e, kind, payload in hits:
+            if kind not in LEX_KINDS:
+                continue
+            lab, w, term = cast("tuple[str, float, str]", payload)
+            if lab in suppressed:
+                continue
+            if (lab, term) in kn.mediated_terms:
+                truce = True
+            if lab in cons and w >= kn.concrete_min.get(lab, 2.0) and concrete[lab] < MAX_CONCRETE:
+                cons.discard(lab)  # one bonus per sentence
+                concrete[lab] += 1
+                raw[lab] += kn.concrete_bonus.get(lab, 0.0)
+            c = term_counts[lab]
+            c[term] += 1
+            if c[term] > MAX_REPEAT and mult is None:
+                continue
+            raw[lab] += w * (mult[lab] if mult else 1.0)
+            first_sentence.setdefault(lab, doc.sentences[si].text)
+    counts = Counter(map(_KIND, chain.from_iterable(doc.hits)))  # hits per kind, counted in C
+    factors = _domain_factors(counts, kn)
+    med_thr = kn.thresholds["mediation"]
+    if (truce and med_thr and raw["mediation"] * factors["mediation"] >= MEDIATION_HEAVY
+            * med_thr and counts.get("unl:" + CONFLICT_DOMAIN)):
+        raw["ceasefire"] += MEDIATION_CEASEFIRE_BONUS
+    out: dict[str, Label] = {}
+    for lab in LABELS:
+        score = raw[lab] * factors[lab]
+        thr = kn.thresholds[lab]
+        ev = [f"{t} ×{n}" if n > 1 else t for t, n in term_counts[lab].most_common(6)]
+        if lab in first_sentence:
+            ev.append(first_sentence[lab][:300])
+        out[lab] = Label(value=score >= thr, score=round(score / thr, 3) if thr else 0.0, evidence=ev)
+    return Labels(**out)
+
+
+def classify(article: Article) -> Labels:
+    """Classify one article as ceasefire / mediation / aid, each with a score and its evidence.
+
+    Pure (no I/O beyond the once-loaded knowledge); never raises on odd text (empty, non-Arabic, huge).
+    """
+    kn = get_knowledge()
+    title, body = article_parts(article.title, article.summary, article.body)
+    return classify_doc(analyse_text(title, body, kn), kn)

@@ -1,0 +1,1025 @@
+"""High-level visit extraction: who travelled (or will) to which city and country, with a cross-outlet visit key.
+
+How a visit is found, sentence by sentence:
+
+* **Visitors** are mentions of known officials (``officials.yaml``: full names anywhere; short
+  ``context`` forms only when a full name of the same person is in the article) or role mentions
+  (``roles.yaml``: a title followed by a nationality adjective, country or movement: "رئيس المخابرات
+  المصرية", "وفد حركة حماس", or a title with its own body: "الأمين العام للأمم المتحدة"). A role
+  mention followed by a name takes that name. Delegations of states count only when high-level
+  ("رفيع المستوى", "أمني", "قيادي") or led by a named person ("برئاسة ...").
+* **Triggers** (``lexicon.yaml`` ``travel``) give the status: arrived (وصل، زار، توجه…), upcoming
+  (يصل، سيزور، يتوجه…), ongoing (في زيارة، خلال زيارته…). The visitor is the mention right before
+  the trigger (subject first) or else the first one after it (verb first), or else the visitor of a
+  previous sentence. Hosting triggers (استقبل…) make the *guest* the visitor and the host's country the
+  destination; meetings (التقى…) count only for participants abroad at a named place. A trigger after
+  a negation (لم، رفض، ألغى…) or in a sentence about a phone/video call gives no visit.
+* **Destination**: the first place named after the trigger (``places.yaml``; "من X" is an origin and
+  is skipped), plus places coordinated with it ("مصر وإسرائيل والأردن"). A visit to the visitor's own
+  country, or an international official at their organisation's seat, is no visit.
+
+**Visit key** = ``<identity>><destination country>@<bucket>``:
+
+* *identity*: an official's ``key_as`` if set (e.g. every Hamas leader -> ``ps-hamas``, the body that
+  travels), else country + office (``eg-intelligence-chief``, ``us-envoy``), so "اللواء حسن رشاد" in one
+  outlet and "رئيس المخابرات المصرية" in another share a key; unnamed role mentions use the same
+  country + office slug; international offices use the office (``un-secretary-general``).
+* *bucket*: the calendar month (``YYYY-MM``, UTC) of the article's ``published_at``. Reports of one trip
+  are published within days of each other, and a month is coarse enough that outlets a day apart
+  agree (a trip straddling a month end can split in two keys; the novelty window then still
+  merges nothing wrongly, it only raises two alerts). An article without a date uses the latest
+  "month year" or numeric date ("9/1/2025" day/month/year, "2025-01-09") written in its text, else the
+  latest year, else ``undated`` (a bare weekday, "اليوم الخميس", cannot be placed deterministically).
+  Keys depend only on the article's text and ``published_at``, never on the wall clock, so replays give
+  the same keys.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from operator import itemgetter
+
+from processors.analysis import Doc, Hit, analyse_text, article_parts
+from processors.knowledge import Knowledge, Official, Place, Title, get_knowledge
+from processors.normalize import PUNCT, TOKEN_RE, Sentence, normalize, normalize_aligned
+from trucewatch.schema import Article, Visit
+
+HIGH_DELEGATION_WORDS = frozenset({"رفيع", "امني", "قيادي", "قياديا", "امنيا", "رفيعا", "مستوي"})
+STOPWORDS = frozenset(
+    "في من الى إلى على عن مع ان أن إن قد لقد كما التي الذي الذين هذا هذه ذلك تلك حيث بعد قبل خلال عند لدى "
+    "اليوم امس أمس غدا يوم صباح مساء الليله الاحد الاثنين الثلاثاء الاربعاء الخميس الجمعه السبت "
+    "قال قالت اكد أكد اكدت اعلن أعلن اعلنت اشار أشار اوضح شدد بحث ناقش دعا طالب اضاف أضاف وقال واكد "
+    "وذلك وفق وفقا بحسب حسب او أو ثم بين ضمن اثر إثر بسبب لبحث لمناقشه للقاء وسط نحو حول الي "
+    "هو هي هم كان كانت يكون ليس لا لم لن ما ماذا متى كيف والذي والتي فيما بينما اذ إذ اذا إذا".split()
+)
+# token forms are normalised (ة->ه, ى->ي, أ->ا), so normalise the stopword list too
+STOPWORDS = frozenset(normalize(w) for w in STOPWORDS)
+_KIND = itemgetter(2)
+FORWARD_WINDOW = 14
+BACK_WINDOW = 6
+AFTER_SUBJECT_WINDOW = 6  # words (asides, places, numbers not counted)
+PLACE_WINDOW = 14
+
+_MONTHS = {
+    1: ["يناير", "كانون الثاني"], 2: ["فبراير", "شباط"], 3: ["مارس", "آذار"], 4: ["أبريل", "ابريل", "نيسان"],
+    5: ["مايو", "أيار"], 6: ["يونيو", "يونيه", "حزيران"], 7: ["يوليو", "يوليه", "تموز"],
+    8: ["أغسطس", "اغسطس", "آب"], 9: ["سبتمبر", "أيلول"], 10: ["أكتوبر", "تشرين الأول"],
+    11: ["نوفمبر", "تشرين الثاني"], 12: ["ديسمبر", "كانون الأول"],
+}
+_MONTH_RE = re.compile(
+    "(" + "|".join(sorted((normalize(n) for ns in _MONTHS.values() for n in ns), key=len, reverse=True)) + ")"
+)
+_MONTH_NUM = {normalize(n): m for m, ns in _MONTHS.items() for n in ns}
+_YEAR_RE = re.compile(r"(?<!\d)(19[5-9]\d|20[0-4]\d)(?!\d)")
+_NUMDATE_RE = re.compile(r"(?<![\d/.-])(?:(\d{1,2})[/.-](\d{1,2})[/.-](19[5-9]\d|20[0-4]\d)"
+                         r"|(19[5-9]\d|20[0-4]\d)-(\d{1,2})-\d{1,2})(?![\d/.-]*\d)")
+_FIRST_RE = re.compile(
+    r"((?:في\s+)?(?:ال)?زيار[ةه]\s+(?:هي\s+)?(?:ال)?[أاإ]ول[ىي]|[أاإ]ول\s+زيار[ةه]|للمر[ةه]\s+(?:ال)?[أاإ]ول[ىي]"
+    r"|(?:ال)?[أاإ]ول[ىي]\s+من\s+نوعها)[^.،,؛;\n]{0,140}"
+)
+_DIACRITIC_RE = re.compile(r"[\u064B-\u065F\u0670\u0640]")
+# A background sentence recalls an earlier trip rather than reporting one: pluperfect framing ("وكان X قد زار",
+# "وكانت آخر زيارة لـ") together with a date that puts the trip in the past (a month, a year, "الماضي", "آخر مرة").
+# "وكان X قد وصل مساء أمس" has no such date and stays a report.
+_PLUPERFECT = frozenset({"كان", "كانت", "وكان", "وكانت", "فكان", "فكانت"})
+_PAST_WORDS = frozenset({"الماضي", "الماضيه", "مره"} | {normalize(n).split()[0] for ns in _MONTHS.values() for n in ns})
+
+
+@dataclass
+class Mention:
+    """A person or body that may travel: a known official or a role (title + country/org)."""
+
+    start: int
+    end: int
+    official: Official | None = None
+    title: Title | None = None
+    country: str | None = None
+    org: str | None = None
+    name: tuple[int, int] | None = None  # token span of the written name
+    role_span: tuple[int, int] | None = None
+    high: bool = True
+    sent: Sentence | None = None  # the sentence the spans refer to
+
+
+@dataclass
+class _Found:
+    mention: Mention
+    sentence: Sentence
+    place: Place
+    status: str
+    identity: str = ""
+    extra: dict[str, str | None] = field(default_factory=dict)
+
+
+def _background(sent: Sentence) -> bool:
+    """The sentence recalls a past trip (see _PLUPERFECT): its visits are background, not news."""
+    toks = sent.toks
+    if not any(t in _PLUPERFECT for t in toks[:3]):
+        return False
+    for i, t in enumerate(toks):
+        if "منذ" in toks[max(0, i - 2):i]:
+            continue  # "منذ عام 2013", "منذ مارس": a duration ("the first since"), not the trip's date
+        if t in _PAST_WORDS and (t != "مره" or "اخر" in toks[max(0, i - 2):i]):
+            return True
+        if len(t) == 4 and t.isdigit() and 1950 <= int(t) <= 2049:
+            return True
+    return False
+
+
+# --- mentions --------------------------------------------------------------------------------------
+
+def _present_officials(doc: Doc) -> set[str]:
+    out: set[str] = set()
+    for hits in doc.hits:
+        for _s, _e, kind, payload in hits:
+            if kind == "off" and payload[1] != "context":
+                out.add(payload[0])
+    return out
+
+
+def _hamza_al(sent: Sentence, j: int) -> bool:
+    """Token j is written with "إل" (a name such as "إلهام", "إلياس"), not the article "ال"."""
+    return sent.toks[j].startswith("ال") and surface(sent, (j, j + 1), strip_particles=False).startswith("إل")
+
+
+def _name_after(sent: Sentence, i: int, hon: set[int], kn: Knowledge) -> tuple[int, int] | None:
+    """An unknown written name (2-3 plain words) right after token i, skipping commas and honorifics."""
+    toks, n = sent.toks, len(sent.toks)
+    while i < n and (toks[i] in PUNCT and toks[i] in ",\"" or i in hon):
+        i += 1
+    j = i
+    while j < n and j - i < 4:
+        t = toks[j]
+        st = sent.stems[j]
+        if j > i and t == "الله":  # "عبد الله اليحيا"
+            j += 1
+            continue
+        if (t in PUNCT or t in STOPWORDS or len(t) < 2 or t.isdigit()
+                or (st in kn.vocab.words and st not in kn.name_words and t.endswith(st)
+                    and not _article_on_bare(sent, j, kn))
+                or (j == i and t.startswith(("ال", "لل", "بال", "وال", "و")) and not _hamza_al(sent, j))):
+            break
+        j += 1
+    if j - i < 2 or j - i > 3:
+        return None
+    if j < n and toks[j] not in PUNCT and toks[j] not in STOPWORDS and (
+            sent.stems[j] not in kn.vocab.words or sent.stems[j] in kn.name_words or not toks[j].endswith(sent.stems[j])
+            or _article_on_bare(sent, j, kn)):
+        return None  # not clearly delimited (a known word such as a place or a trigger ends a name): running text
+    return (i, j)
+
+
+# Titles whose own wording may name a country ("المبعوث الأممي الخاص إلى اليمن", "الموفد الأميركي لدى لبنان"):
+# that country is part of the title, never the destination of the trip.
+ENVOY_TITLES = frozenset({"envoy", "un-envoy", "white-house-envoy", "quartet-envoy"})
+_TITLE_QUAL = frozenset({"الخاص", "الخاصه", "الاممي", "الامميه", "الرياسي", "الدايم"})
+_TITLE_OF = frozenset({"لدي", "بشان", "لشوون", "لملف"})  # always part of the title: "لدى X", "لشؤون X"
+
+
+def _title_tail(toks: list[str], k: int, place_ends: dict[int, int]) -> int:
+    """End of an envoy title's own qualifiers: "الخاص"، "لدى X"، "لشؤون X", and "إلى X" when it cannot be the
+    trip (after "الخاص", or when another "إلى/في <place>" follows: "المبعوث إلى اليمن ... وصل إلى مسقط")."""
+    n = len(toks)
+    k0 = k
+    while k < n and toks[k] in _TITLE_QUAL:
+        k += 1
+    if k + 1 < n and k + 1 in place_ends and (toks[k] in _TITLE_OF or toks[k] == "الي" and (
+            k > k0 and toks[k - 1] in ("الخاص", "الخاصه")
+            or any(j in place_ends and toks[j - 1] in ("الي", "في")
+                   for j in range(place_ends[k + 1] + 1, min(n, place_ends[k + 1] + 9))))):
+        k = place_ends[k + 1]
+        while k < n and toks[k] in _TITLE_QUAL:
+            k += 1
+    elif k < n and k in place_ends and toks[k].startswith("ل"):
+        # "المبعوث الأميركي الخاص لأوكرانيا وروسيا": لـ + place is the envoy's brief (with its coordinated places)
+        # after "الخاص" or when the trip's own "إلى/في <place>" follows; "وصل المبعوث الأمريكي لبيروت" is a trip
+        e = place_ends[k]
+        while e < n and e in place_ends and toks[e].startswith("و"):
+            e = place_ends[e]
+        if (k > k0 and toks[k - 1] in ("الخاص", "الخاصه")) or any(
+                j in place_ends and toks[j - 1] in ("الي", "في") for j in range(e + 1, min(n, e + 9))):
+            k = e
+    return k
+
+
+def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str]) -> list[Mention]:
+    offs: dict[int, tuple[int, Official]] = {}
+    nats: dict[int, tuple[int, str]] = {}
+    orgs: dict[int, tuple[int, str]] = {}
+    hon: set[int] = set()
+    titles: list[tuple[int, int, Title]] = []
+    for s, e, kind, payload in hits:
+        if kind == "off":
+            oid, mode = payload
+            if mode != "context" or oid in present:
+                offs[s] = (e, kn.officials[oid])
+        elif kind == "nat":
+            nats.setdefault(s, (e, payload))
+        elif kind == "org":
+            orgs.setdefault(s, (e, payload))
+        elif kind == "title":
+            titles.append((s, e, kn.titles[payload]))
+        elif kind == "titles_before_names":
+            hon.update(range(s, e))
+    toks = sent.toks
+    place_ends = {s: e for s, e, kind, _p in hits if kind in ("place", "nat")}
+    used: set[int] = set()
+    out: list[Mention] = []
+    for s, e, t in titles:
+        m = Mention(s, e, title=t)
+        inner: list[int] = []
+        if t.org or t.country:
+            m.country = t.country
+        else:
+            k = e
+            limit = min(len(toks), e + t.gap + 1)
+            inner = [ts for ts, _te, _t in titles if e <= ts < limit and ts not in hon]
+            if inner:
+                limit = min(limit, inner[0] + 1) if not t.delegation else limit
+            while k < limit and toks[k] not in PUNCT and toks[k] not in ("الي", "في"):
+                if k in orgs:
+                    m.org = orgs[k][1]
+                    m.country = kn.orgs[m.org]["country"]
+                    m.end = orgs[k][0]
+                    break
+                if k in nats and not t.org_only:
+                    m.country = nats[k][1]
+                    m.end = nats[k][0]
+                    # "رئيس الوزراء ووزير الخارجية القطري": a second title before the adjective is fine
+                    break
+                k += 1
+            if m.country is None and t.delegation:
+                back = [(os_, oe_, o) for os_, (oe_, o) in orgs.items() if 0 <= s - oe_ <= 2]
+                if back:
+                    m.org = back[-1][2]
+                    m.country = kn.orgs[m.org]["country"]
+            inner = [ts for ts in inner if ts < m.end]  # a title after the adjective is another person
+            if m.country is None and not t.delegation:
+                # "ووزير الخارجية جدعون ساعر": a title without an adjective, then a known holder of that office
+                k = e
+                while k < len(toks) and (toks[k] in ",\"" or k in hon):
+                    k += 1
+                if k in offs and offs[k][1].role == t.id and offs[k][1].country:
+                    m.country = offs[k][1].country
+            if m.country is None:
+                continue
+            if t.delegation and m.org:  # "وفدين من حركتي حماس والجهاد الإسلامي": one delegation each
+                k2 = m.end
+                while k2 in orgs or (k2 < len(toks) and toks[k2] == "و" and k2 + 1 in orgs):
+                    if toks[k2] == "و":
+                        k2 += 1
+                    oe2, o2 = orgs[k2]
+                    if k2 != m.end or toks[k2].startswith("و"):
+                        extra = Mention(k2, oe2, title=t, country=kn.orgs[o2]["country"], org=o2)
+                        extra.role_span = (s, oe2)
+                        out.append(extra)
+                    k2 = oe2
+        if t.delegation and m.org is None:
+            words = set(toks[s:m.end + 3])
+            m.high = bool(words & HIGH_DELEGATION_WORDS)
+        if t.id in ENVOY_TITLES or t.as_role == "envoy":
+            m.end = _title_tail(toks, m.end, place_ends)
+        m.role_span = (s, m.end)
+        # a name right after the role: a known official, else a plain written name
+        k = m.end
+        while k < len(toks) and (toks[k] in ",\"" or k in hon):
+            k += 1
+        ahead = [j for j in range(m.end, min(len(toks), k + 5)) if j in offs]
+        if ahead and any(toks[x] in PUNCT and toks[x] != "," for x in range(m.end, ahead[0])):
+            ahead = []
+        if inner and not t.delegation:
+            ahead = []  # "مبعوثي الرئيس الأمريكي دونالد ترامب": the name belongs to the inner title
+        if ahead:
+            oe, off = offs[ahead[0]]
+            compatible = (off.country == m.country) if not t.org else (off.role == t.id)
+            if compatible or (t.delegation and off.country == m.country):
+                m.high = True
+                m.official = off
+                m.name = (ahead[0], oe)
+                m.end = oe
+                used.add(ahead[0])
+        elif not t.delegation and not inner:
+            span = _name_after(sent, m.end, hon, kn)
+            if span:
+                m.name = span
+                m.end = span[1]
+        out.append(m)
+    covered = {i for m in out for i in range(m.start, m.end)}
+    for s, (e, off) in offs.items():
+        if s in used or s in covered:
+            continue
+        out.append(Mention(s, e, official=off, country=off.country, org=off.org, name=(s, e)))
+    # "الوفد الإسرائيلي برئاسة رون ديرمر": the leader is the visitor
+    led = [(s, e) for s, e, kind, _p in hits if kind == "led_by"]
+    for ls, le in led:
+        for m in out:
+            if m.title and m.title.delegation and 0 <= ls - m.end <= 3:
+                k = le
+                while k < len(toks) and (toks[k] in ",\"" or k in hon):
+                    k += 1
+                led_title = next((te for ts, te, _t in titles if ts in (k, k + 1)), None)
+                if led_title is not None:  # "وفد برازيلي برئاسة وزير الخارجية ماورو فييرا": a minister leads it
+                    m.high = True
+                    k = m.end = led_title
+                    while k < len(toks) and (toks[k] in ",\"" or k in hon):
+                        k += 1
+                if k in offs:
+                    oe, off = offs[k]
+                    m.official, m.name, m.high = off, (k, oe), True
+                    m.end = max(m.end, oe)
+                    out[:] = [x for x in out if not (x.official is off and x is not m)]
+                else:
+                    span = _name_after(sent, k, hon, kn)
+                    if span:
+                        m.name, m.high = span, True
+                        m.end = span[1]
+    for m in out:
+        m.sent = sent
+    out.sort(key=lambda m: m.start)
+    return out
+
+
+# --- identity --------------------------------------------------------------------------------------
+
+def identity(m: Mention, kn: Knowledge) -> str:
+    """Canonical identity of a mention for keys: key_as, else country + office (or org)."""
+    off, t = m.official, m.title
+    if off is not None:
+        if off.key_as:
+            return off.key_as
+        role = kn.titles.get(off.role)
+        rid = (role.as_role or role.id) if role else off.role
+        if off.country is None:
+            return rid
+        return f"{off.country.lower()}-{rid}"
+    assert t is not None
+    if m.org:
+        return f"{(m.country or 'xx').lower()}-{m.org}"
+    rid = t.as_role or t.id
+    if rid in ("delegation-head", "delegation"):
+        rid = "delegation"
+    if t.org and not m.country:
+        return rid
+    return f"{(m.country or 'xx').lower()}-{rid}"
+
+
+def _visitor_id(m: Mention, kn: Knowledge) -> str:
+    return m.official.id if m.official else identity(m, kn)
+
+
+# --- dates -----------------------------------------------------------------------------------------
+
+def date_bucket(article: Article, norm_text: str | None = None) -> str:
+    """The key's trip bucket: YYYY-MM of published_at, else the latest month/year written in the text."""
+    if article.published_at is not None:
+        return article.published_at.strftime("%Y-%m")
+    text = norm_text if norm_text is not None else normalize(article.text[:200_000])
+    years = [(m.start(), int(m.group(1))) for m in _YEAR_RE.finditer(text)]
+    if not years:
+        return "undated"
+    months = [(m.start(), _MONTH_NUM[m.group(1)]) for m in _MONTH_RE.finditer(text)]
+    best: tuple[int, int] | None = None
+    for m in _NUMDATE_RE.finditer(text):  # "9/1/2025" (day/month/year), "2025-01-09"
+        if m.group(1):
+            a, b, y = int(m.group(1)), int(m.group(2)), int(m.group(3))
+            mon = b if 1 <= b <= 12 else (a if 1 <= a <= 12 and b <= 31 else 0)
+        else:
+            y, mon = int(m.group(4)), int(m.group(5))
+        if 1 <= mon <= 12:
+            best = max(best, (y, mon)) if best else (y, mon)
+    for ypos, y in years:
+        near = [mm for pos, mm in months if 0 < ypos - pos <= 25]  # "مايو/ أيار 2021"
+        if near:
+            cand = (y, near[-1])
+            best = max(best, cand) if best else cand
+    if best:
+        return f"{best[0]:04d}-{best[1]:02d}"
+    y = max(y for _p, y in years)
+    ypos = max(p for p, yy in years if yy == y)
+    after = [mm for pos, mm in months if pos > ypos]
+    return f"{y:04d}-{after[0]:02d}" if after else f"{y:04d}"
+
+
+# --- surface text ----------------------------------------------------------------------------------
+
+_Aligned = tuple[list[re.Match[str]], list[int] | None]
+
+
+def _aligned(text: str) -> _Aligned:
+    norm, index = normalize_aligned(text)
+    return list(TOKEN_RE.finditer(norm)), index
+
+
+def surface(sent: Sentence, span: tuple[int, int], strip_particles: bool = True,
+            aligned: dict[str, _Aligned] | None = None) -> str:
+    """The original (unnormalised) text of a token span of a sentence (``aligned``: a per-article memo)."""
+    orig = sent.text
+    if aligned is None:
+        ms, index = _aligned(orig)
+    else:
+        if orig not in aligned:
+            aligned[orig] = _aligned(orig)
+        ms, index = aligned[orig]
+    if len(ms) != len(sent.toks) or span[1] > len(ms) or span[0] >= span[1]:
+        return " ".join(sent.toks[span[0]:span[1]])
+    first = ms[span[0]]
+    skip = 0
+    tok, st = sent.toks[span[0]], sent.stems[span[0]]
+    if strip_particles and st != tok and tok.endswith(st) and len(st) >= 2:
+        skip = len(tok) - len(st)
+        if tok[:skip].endswith("ال"):
+            skip -= 2  # keep the article: "الحية", not "حية"
+    a, b = first.start() + skip, ms[span[1] - 1].end() - 1
+    if index is not None:
+        a, b = index[a], index[b]
+    b += 1
+    return orig[a:b].strip()
+
+
+_FIRST_TOKS = frozenset({"اول", "الاولي", "الاول", "اولي", "للمره", "والاولي"})
+
+
+def _first_in(sent: Sentence) -> str | None:
+    if _FIRST_TOKS.isdisjoint(sent.toks):
+        return None
+    text = _DIACRITIC_RE.sub("", sent.text)
+    m = _FIRST_RE.search(text)
+    if not m:
+        return None
+    return m.group(0).strip(" ,،")
+
+
+# --- extraction ------------------------------------------------------------------------------------
+
+# lexicon terms whose following "إلى X"/"في X" is where the topic is, not where anyone travels
+TOPIC_KINDS = frozenset({"lex:ceasefire", "lex:aid"})
+_INTRO = frozenset({"الي", "في", "العاصمه", "مدينه", "منتجع", ",", "بلده", "لدوله", "دوله"})
+_INTRO_PREFIX = ("ل", "ب", "وب", "ول", "فب", "فل")
+
+
+def _places_after(hits: list[Hit], sent: Sentence, start: int, stop: int, *, direct_ok: int | None = None,
+                  need_intro: bool = True, need_fi: bool = False) -> list[tuple[int, Place]]:
+    """The first acceptable place in [start, stop) and the places coordinated with it.
+
+    A destination is introduced ("إلى X", "في X", "لمصر", "العاصمة X", ", X") or directly follows the trigger
+    (``direct_ok``); "من X" (an origin) is never one.
+    """
+    toks = sent.toks
+    places = sorted((s, e, p) for s, e, k, p in hits if k == "place" and start <= s < stop)
+    if not places:
+        return []
+    title_ends = {e for _s, e, k, _p in hits if k == "title"}
+    topic_ends = {e for _s, e, k, p in hits if k in TOPIC_KINDS and p[1] >= 1.0 and e not in title_ends}
+    out: list[tuple[int, Place]] = []
+    last_end = -1
+    for s, e, p in places:
+        prev = toks[s - 1] if s > 0 else ""
+        raw = toks[s]
+        if s - 1 in topic_ends and prev in ("الي", "في") or s in topic_ends and raw.startswith(("لل", "ب")):
+            continue  # "المساعدات الإنسانية إلى غزة", "جهود التهدئة في ليبيا": the place of a topic, not a trip
+        if out:
+            gap = toks[last_end:s]
+            if (s - last_end == 0 and raw.startswith("و")) or gap in ([","], ["و"]):
+                out.append((s, p))
+                last_end = e
+                continue
+            break
+        if prev in ("من", "منذ", "عن"):
+            continue
+        # "العاصمة المغربية الرباط": the capital named after its adjective
+        capital = s >= 2 and sent.stems[s - 2] == "عاصمه"
+        intro = prev in _INTRO or capital or (raw.startswith(_INTRO_PREFIX) and not raw.startswith("ال"))
+        if prev == "في" and s - start > 3:
+            intro = False  # "في زيارة ... يبحث خلالها الأوضاع في غزة": a far "في X" is a topic, not the destination
+        if not need_intro:
+            intro = True
+        elif need_fi:
+            intro = prev == "في" or raw.startswith(("بال", "فال")) or (
+                raw.startswith(("ب", "وب", "فب")) and raw != sent.stems[s])  # "استقبل العاهل الأردني بعمان"
+        elif s == direct_ok or capital and s - 2 == direct_ok:
+            intro = True
+        if not intro:
+            continue
+        out.append((s, p))
+        last_end = e
+    return out
+
+
+# an aside between a subject and its predicate: "، الخميس،", "، اليوم الأحد،", "، على رأس وفد رفيع،"
+_ASIDE_WORDS = frozenset(normalize(w) for w in (
+    "اليوم", "أمس", "امس", "غدا", "يوم", "صباح", "مساء", "ظهر", "فجر", "الليلة", "ليل", "هذا", "الأسبوع", "المقبل",
+    "الجاري", "الماضي", "الأحد", "الاثنين", "الإثنين", "الثلاثاء", "الأربعاء", "الخميس", "الجمعة", "السبت",
+))
+# the verb before a subject that precedes a noun predicate ("بدأ X زيارة", "حل X ضيفا على", "أجرى X محادثات")
+_LEAD_PAST = frozenset(normalize(w) for w in (
+    "بدأ", "بدأت", "اختتم", "اختتمت", "حل", "حلت", "أجرى", "أجرت", "عقد", "عقدت", "استهل", "استهلت", "أنهى", "أنهت"))
+_LEAD_FUTURE = frozenset(normalize(w) for w in (
+    "يبدأ", "تبدأ", "سيبدأ", "ستبدأ", "يحل", "تحل", "سيحل", "ستحل", "يستهل", "تستهل", "سيستهل", "سيجري", "ستجري",
+    "سيعقد", "ستعقد"))
+
+
+def _skip_aside(toks: list[str], i: int) -> int:
+    """The position after an aside starting at token i (i itself when there is none)."""
+    n = len(toks)
+    comma = i < n and toks[i] == ","
+    k = j = i + 1 if comma else i
+    while j < n and (toks[j] in _ASIDE_WORDS or toks[j].isdigit()):
+        j += 1
+    if j == k and comma and j + 1 < n and toks[j] == "علي" and toks[j + 1] == "راس":
+        j = next((x for x in range(j + 2, min(n, j + 9)) if toks[x] == ","), k)
+    if j == k:
+        return i
+    if comma:
+        return j + 1 if j < n and toks[j] == "," else i
+    return j
+
+
+def _lead_status(toks: list[str], m: Mention) -> str | None:
+    """The tense of the verb right before a subject: "بدأ X زيارة" arrived, "يحل X ضيفا" upcoming."""
+    if m.start == 0:
+        return None
+    t = toks[m.start - 1]
+    if t not in _LEAD_PAST and t not in _LEAD_FUTURE and t[:1] in ("و", "ف") and len(t) > 3:
+        t = t[1:]
+    return "arrived" if t in _LEAD_PAST else "upcoming" if t in _LEAD_FUTURE else None
+
+
+def _words_between(sent: Sentence, hits: list[Hit], a: int, b: int) -> int:
+    """Words between tokens a and b that are not asides, punctuation, numbers or a destination phrase: a subject
+    after its verb ("وصل إلى القاهرة، مساء اليوم الأحد، وزير ...") is near; one in a later clause ("في زيارة تستغرق
+    48 ساعة في إطار ... من خطة ترمب") is not."""
+    toks = sent.toks
+    skip = set()
+    for s, e, k, _p in hits:
+        if k in ("place", "nat") and a <= s < b:
+            skip.update(range(s, e))
+    return sum(1 for i in range(a, b) if i not in skip and toks[i] not in PUNCT and toks[i] not in _ASIDE_WORDS
+               and toks[i] not in _INTRO and not toks[i].isdigit())
+
+
+def _imperfect(tok: str) -> bool:
+    """A present/future verb form ("يستقبل", "تستقبل", "سيستقبل", "ويستقبل"): the event is still to come."""
+    if tok[:1] in ("و", "ف") and len(tok) > 4:
+        tok = tok[1:]
+    return tok.startswith(("ي", "ت", "سي", "ست"))
+
+
+def _conj(sent: Sentence, i: int) -> bool:
+    """Token i carries the conjunction و as an attached particle (not "وفد", "وزير"; but "ووزير")."""
+    t, st = sent.toks[i], sent.stems[i]
+    return t.startswith("و") and (not st.startswith("و") or t.startswith(("و" + st, "وال" + st)))
+
+
+def _prev_sentence_place(prev_hits: list[Hit] | None, prev: Sentence | None) -> Place | None:
+    if not prev_hits or prev is None:
+        return None
+    for s, _e, k, p in sorted(prev_hits, key=lambda h: -h[0]):
+        if k == "place" and s > 0 and prev.toks[s - 1] == "في":
+            return p  # type: ignore[no-any-return]
+    return None
+
+
+def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], last: Mention | None,
+                    kn: Knowledge, prev_place: Place | None = None, kinds: set[str] | None = None) -> list[_Found]:
+    toks = sent.toks
+    if kinds is None:
+        kinds = {k for _s, _e, k, _p in hits}
+    if "remote" in kinds:
+        return []
+    negs = [e for s, e, k, _p in hits if k == "negation"]
+    future = "future" in kinds
+    trigs = sorted((s, e, p) for s, e, k, p in hits if k == "trig")
+    # objects of meetings, hosts of receptions and authors of invitations are hosts, never the travelling
+    # subject of another trigger; the subject of a meeting ("يلتقي الوزير الألماني نتنياهو ... قبل أن يتوجه")
+    # stays the sentence's traveller across clauses
+    hosts: set[int] = set()
+    subjects: set[int] = set()
+    for s0, e, k, p in hits:
+        if k == "invitation":
+            hosts.update(id(m) for m in mentions if e <= m.start <= e + 3)
+        elif k == "trig" and p in ("meeting", "hosting"):
+            pre = [m for m in mentions if m.end <= s0 and s0 - m.end <= 3]
+            post = [m for m in mentions if m.start >= e]
+            chain: list[Mention] = []
+            if post and post[0].start - e <= 3:
+                chain = [post[0]]
+                for m in post[1:]:
+                    if m.start - chain[-1].end <= 1 and (_conj(sent, m.start) or toks[chain[-1].end:m.start] == [","]):
+                        chain.append(m)
+                    elif m.start - chain[-1].end <= 1 and not chain[1:] and not pre:
+                        chain.append(m)  # "يلتقي الوزير الألماني نتنياهو": subject then object
+                    else:
+                        break
+            if p == "hosting":
+                host = pre[-1] if pre else (chain[0] if chain else None)
+                if host is not None:
+                    hosts.add(id(host))
+                continue
+            hosts.update(id(m) for m in post if m.title and m.title.id == "counterpart" and m.start - e <= 8)
+            if pre:
+                subjects.add(id(pre[-1]))
+                hosts.update(id(m) for m in chain)
+            elif chain and any(id(m) in hosts for m in post if m.start > chain[0].start):
+                subjects.add(id(chain[0]))  # "التقى الوزير البرتغالي في عمان نظيره الأردني"
+                hosts.update(id(m) for m in chain[1:])
+            elif len(chain) > 1 and not _conj(sent, chain[1].start) and not toks[chain[0].start].startswith("ب"):
+                subjects.add(id(chain[0]))  # "يلتقي الوزير الألماني نتنياهو": subject, then the object(s)
+                hosts.update(id(m) for m in chain[1:])
+            else:
+                hosts.update(id(m) for m in chain)  # "وسيلتقي بالرئيس المصري": the subject is the previous one
+    place_starts = {s for s, _e, k, _p in hits if k == "place"}
+    found: list[_Found] = []
+    place: Place | None
+    tour_words: set[int] | None = None  # positions of "جولة" forms, computed for the first tour trigger
+    # "ما إذا كان X سيتوجه إلى موسكو" (whether): a question about a trip, not a report of one
+    whether = [i for i in range(1, len(toks)) if toks[i] == "اذا" and toks[i - 1] == "ما"] if "اذا" in toks else []
+    for ti, (s, e, kind) in enumerate(trigs):
+        if any(0 <= s - ne <= 2 for ne in negs) or any(0 < s - w <= 6 for w in whether):
+            continue
+        nxt = trigs[ti + 1][0] if ti + 1 < len(trigs) else len(toks)
+        before = [m for m in mentions if m.end <= s]
+        after = [m for m in mentions if m.start >= e and m.start - e <= FORWARD_WINDOW]
+        adj_before = [m for m in before if s - _skip_aside(toks, m.end) <= 3]
+        status = {"arrived": "arrived", "upcoming": "upcoming", "ongoing": "ongoing"}.get(str(kind), "arrived")
+        if future and status != "upcoming":
+            status = "upcoming"
+        if kind == "hosting":
+            if adj_before and not after:
+                continue
+            if adj_before:
+                host, guests = adj_before[-1], after[:1]
+            elif after:
+                host, guests = after[0], after[1:2]
+            else:
+                continue
+            places = _places_after(hits, sent, e, len(toks), need_fi=True)
+            if places:
+                place = places[0][1]
+            elif host.country:
+                place = Place(None, host.country)
+            else:
+                continue
+            for g in guests:
+                if g.title and g.title.id == "counterpart" and (host.title or host.official):
+                    g.title = kn.titles.get(host.official.role, host.title) if host.official else host.title
+                found.append(_Found(g, sent, place, "upcoming" if future or _imperfect(toks[s]) else "arrived"))
+            continue
+        if kind == "meeting":
+            anchor = e
+            for m in after:  # the meeting place follows the participants: "التقى X، Y، في القدس"
+                if m.start - anchor <= 3:
+                    anchor = m.end
+            fi = next((i for i in range(anchor, min(len(toks), anchor + 4)) if toks[i] == "في"), None)
+            if fi is None:  # "التقى الوزير البرتغالي في عمان نظيره الأردني": the place between the participants
+                fi = next((i for i in range(e, anchor) if toks[i] == "في" and i + 1 in place_starts), None)
+            places = _places_after(hits, sent, fi + 1, fi + 2, need_intro=False) if fi is not None else []
+            if not places:
+                continue
+            place = places[0][1]
+            cands = adj_before[-1:] + [m for m in after if m.start - e <= 4][:2]
+            if not adj_before:
+                earlier = [m for m in before if id(m) not in hosts]
+                cands += earlier[-1:] if earlier else ([last] if last is not None else [])
+            for m in cands:
+                if m.country and m.country != place.country and m.high:
+                    found.append(_Found(m, sent, place, "upcoming" if future else "arrived"))
+            continue
+        subj: list[Mention]
+        if kind == "attend":
+            if adj_before and id(adj_before[-1]) not in hosts:
+                subj = [adj_before[-1]]
+            else:
+                subj = [m for m in mentions if m.start >= e and id(m) not in hosts]
+            if not subj:
+                continue
+            places = _places_after(hits, sent, e, len(toks), need_fi=True)
+            place = places[0][1] if places else None
+            if place is None:
+                pb = _places_after(hits, sent, 0, s, need_fi="venue" not in kinds, need_intro="venue" not in kinds)
+                place = pb[0][1] if pb else prev_place
+            if place is None:
+                continue
+            for m in subj:
+                found.append(_Found(m, sent, place, status))
+            continue
+        if kind == "talks":
+            subj = [m for m in adj_before[-1:]
+                    if id(m) not in hosts and not set(toks[_skip_aside(toks, m.end):s]) & PUNCT]
+            k = e
+            while k < min(len(toks), e + 3) and toks[k] != "في" and toks[k] not in PUNCT and not (
+                    k in place_starts and toks[k].startswith("ب") and toks[k] != sent.stems[k]):
+                k += 1  # "محادثات رسمية في", "محادثات مكثفة في", "محادثات بدمشق"
+            if not subj or k >= len(toks) or toks[k] in PUNCT or any(0 <= subj[0].start - ne <= 1 for ne in negs):
+                continue
+            # "في عمان", "في مدينة العقبة", "في العاصمة المغربية الرباط", "بدمشق"
+            places = _places_after(hits, sent, k, k + 5)
+            if places and places[0][0] > k and toks[k] != "في":
+                places = []
+            lead = _lead_status(toks, subj[0])
+            for _ps, place in places:
+                found.append(_Found(subj[0], sent, place, "upcoming" if future else lead or "ongoing"))
+            continue
+        if kind == "noun":
+            subj = [m for m in after if m.start - e <= 1]
+            pstart = subj[0].end if subj else e
+            if not subj and toks[s] in ("زياره", "جوله") and adj_before and _skip_aside(toks, adj_before[-1].end) == s \
+                    and id(adj_before[-1]) not in hosts:
+                subj = adj_before[-1:]  # "بدأ الوزير الإيطالي زيارة رسمية إلى بيروت"
+                if any(0 <= subj[0].start - ne <= 1 for ne in negs):
+                    continue  # "ألغى وزير الدفاع الأمريكي زيارة كانت مقررة"
+                lead = _lead_status(toks, subj[0])
+                if lead and not future:
+                    status = lead
+            if not subj:
+                continue
+            places = _places_after(hits, sent, pstart, min(len(toks), pstart + 6), direct_ok=None)
+            for _ps, place in places:
+                found.append(_Found(subj[0], sent, place, status))
+            continue
+        if kind == "tour":
+            if tour_words is None:
+                tour_words = {i for i, st in enumerate(sent.stems) if "جول" in st}
+            if not any(0 < s - w <= 5 for w in tour_words):
+                continue
+        # travel: the subject right before the verb, else right after it, else earlier, else the previous visitor
+        subj = []
+        if adj_before and id(adj_before[-1]) not in hosts:
+            subj = [adj_before[-1]]
+        elif (after and id(after[0]) not in hosts
+              and _words_between(sent, hits, e, after[0].start) <= AFTER_SUBJECT_WINDOW):
+            subj = [after[0]]
+        else:
+            earlier = [m for m in before if id(m) not in hosts]
+            if earlier and (kind == "tour" or s - earlier[-1].end <= BACK_WINDOW or id(earlier[-1]) in subjects):
+                subj = [earlier[-1]]
+            elif last is not None:
+                subj = [last]
+        if not subj:
+            continue
+        # coordinated subjects: "ويتكوف وكوشنر", "ويتكوف، ومستشار البيت الأبيض كوشنر، سيصلان"
+        ms = sorted(mentions, key=lambda m: m.start)
+        first, chain = subj[0], subj[0]
+        for m in ms if first.sent is sent else []:
+            if m.start >= chain.end and m.start - chain.end <= 1 and (
+                    _conj(sent, m.start) or toks[chain.end:m.start] == [","]) and (m.start < s or m.start > e):
+                subj.append(m)
+                chain = m
+        if first.sent is sent and first.end <= s and _conj(sent, first.start):
+            for m in reversed([x for x in ms if x.end <= first.start]):
+                if first.start - m.end <= 1:
+                    subj.insert(0, m)
+                break
+        start = max([e] + [m.end for m in subj if m.sent is sent and m.start >= e])
+        stop = min(len(toks), start + PLACE_WINDOW, max(nxt, start + 4))
+        places = _places_after(hits, sent, start, stop, direct_ok=start)
+        if not places and start > e and subj[0].sent is sent and subj[0].start > e:
+            # "وصل إلى القاهرة وفد من حركة حماس": the place between the verb and its subject
+            places = _places_after(hits, sent, e, subj[0].start, direct_ok=e)
+        for m in subj:
+            for _ps, place in places:
+                found.append(_Found(m, sent, place, status))
+    return found
+
+
+def _article_on_bare(sent: Sentence, i: int, kn: Knowledge) -> bool:
+    """Token i is a place name written without the article, here with one: "ألباريس" is a name, not Paris."""
+    st = sent.stems[i]
+    return st in kn.bare_places and sent.toks[i].endswith("ال" + st)
+
+
+def _real_places(sent: Sentence, hits: list[Hit], kn: Knowledge) -> list[Hit]:
+    if kn.bare_places.isdisjoint(sent.stems) or not any(
+            k == "place" and _article_on_bare(sent, s, kn) for s, _e, k, _p in hits):
+        return hits
+    return [h for h in hits if not (h[2] == "place" and _article_on_bare(sent, h[0], kn))]
+
+
+def _can_visit(hits: list[Hit], kinds: set[str], ctx: Mention | None) -> bool:
+    """Whether the trigger rules can find a visit in a sentence: not a call ("remote"); someone to travel (a
+    title or an official here, or the visitor of a recent sentence); and a destination: a place named here, or
+    a hosting trigger (the host's country) or an attendance trigger (the previous sentence's place)."""
+    if "remote" in kinds or (ctx is None and "title" not in kinds and "off" not in kinds):
+        return False
+    for _s, _e, k, p in hits:
+        if k == "place" or k == "trig" and p in ("hosting", "attend"):
+            return True
+    return False
+
+
+def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
+    """Visits found in an analysed article (not yet deduplicated)."""
+    present = _present_officials(doc)
+    found: list[_Found] = []
+    last: Mention | None = None
+    last_idx = -10
+    found_idx = -10  # the sentence of the latest visit found
+    for si, (sent, hits) in enumerate(zip(doc.sentences, doc.hits, strict=True)):
+        if not hits:
+            continue
+        kinds = set(map(_KIND, hits))
+        ctx = last if si - last_idx <= 3 else None
+        background = False
+        if "trig" in kinds:
+            hits = _real_places(sent, hits, kn)
+            if not _can_visit(hits, kinds, ctx):  # the rules would find nothing: only the context is kept
+                mentions = _mentions(sent, hits, kn, present) if "off" in kinds else []
+                fs = []
+            else:
+                mentions = _mentions(sent, hits, kn, present)
+                attend = any(k == "trig" and p == "attend" for _s, _e, k, p in hits)
+                prev_place = _prev_sentence_place(doc.hits[si - 1], doc.sentences[si - 1]) if si and attend else None
+                fs = _trigger_visits(sent, hits, mentions, ctx, kn, prev_place, kinds)
+                fs = [f for f in fs if _valid(f, kn)]
+                if fs and _background(sent):
+                    fs = []
+                    background = True
+        elif "off" in kinds or "title" in kinds and _COMPANIONS.intersection(sent.toks):
+            # no trip here, but a named official becomes the context of the next sentences, and companions
+            # ("ويرافقه وزير الدفاع ...") join the trip just reported
+            mentions = _mentions(sent, hits, kn, present)
+            fs = []
+        else:  # neither a trigger nor an official: nothing to find, the context stays
+            mentions = fs = []
+        for f in fs:
+            f.identity = identity(f.mention, kn)
+        comp = _companions(sent, mentions, fs, found[-1] if found and si - found_idx <= 2 else None, found, kn) \
+            if mentions and not background else []
+        if fs or comp:
+            found_idx = si
+        fi = _first_in(sent) if (fs or found) and not background else None
+        if fi:
+            if fs:
+                for f in fs:
+                    f.extra["first_in"] = fi
+            else:
+                lid = found[-1].identity or identity(found[-1].mention, kn)
+                for f in found:
+                    if (f.identity or identity(f.mention, kn)) == lid and "first_in" not in f.extra:
+                        f.extra["first_in"] = fi
+        found.extend(fs)
+        found.extend(comp)
+        people = [m for m in mentions if m.high and (m.official or m.title)]
+        if fs:
+            last, last_idx = fs[-1].mention, si
+        elif people and any(m.official for m in people):
+            last, last_idx = next(m for m in people if m.official), si
+    return found
+
+
+# Companions of a reported trip: "ويرافقه وزير الدفاع ...", "ويرافق الشيباني في زيارته وزير الدفاع X ورئيس ...",
+# "برفقة وزير الخارجية ...", "على رأس وفد يضم فيدان وغولر". They travel with the visitor, to the same place.
+_COMPANIONS = frozenset(normalize(w) for w in (
+    "يرافقه", "ويرافقه", "يرافقها", "ويرافقها", "يرافقهم", "ويرافقهم", "يرافق", "ويرافق", "رافقه", "ورافقه",
+    "رافقها", "ورافقها", "رافق", "ورافق", "برفقة", "وبرفقة", "بمعية", "وبمعية", "يضم", "يضمّ", "ويضم", "ضم", "وضم",
+    "تضم", "وتضم", "ضمّ", "بصحبة", "وبصحبة"))
+
+
+_COMPANION_SKIP = frozenset({"في", "خلال", "زيارته", "زيارتها", "الزياره", "جولته", "جولتها", "الجوله", ",", "كل",
+                             "من"})
+
+
+def _companions(sent: Sentence, mentions: list[Mention], fs: list[_Found], prev: _Found | None,
+                known: list[_Found], kn: Knowledge) -> list[_Found]:
+    """Officials named after a companion word in this sentence travel with the visitor reported before it (in
+    this sentence, else ``prev``), to the same place: one trip, so their visit keys take the lead's identity
+    (``extra["trip"]``). Returns the companions not already found in ``fs``."""
+    toks = sent.toks
+    c = next((i for i, t in enumerate(toks) if t in _COMPANIONS), None)
+    if c is None:
+        return []
+    lead = next((f for f in reversed(fs) if f.mention.sent is sent and f.mention.start < c), None) or prev
+    if lead is None:
+        return []
+    trip = lead.extra.get("trip") or lead.identity or identity(lead.mention, kn)
+    for f in fs:
+        if f is not lead and f.mention.sent is sent and f.mention.start > c and f.place.country == lead.place.country:
+            f.extra["trip"] = trip
+    here = [f for f in known + fs if f.place.country == lead.place.country]
+    have = {f.mention.official.id if f.mention.official else identity(f.mention, kn) for f in here}
+    # the companions follow the word at once ("برفقة وزير الخارجية", not "برفقة ابنة ترمب"), after the lead
+    # himself and "في زيارته" ("ويرافق الشيباني في زيارته وزير الدفاع ..."), and then follow each other
+    j = c + 1
+    lm = lead.mention
+    for m in mentions:  # the lead named again: "ويرافق الشيباني في زيارته"
+        if m.start == j and (m is lm or m.official is not None and m.official is lm.official):
+            j = m.end
+    while j < len(toks) and toks[j] in _COMPANION_SKIP:
+        j += 1
+    out: list[_Found] = []
+    for m in sorted(mentions, key=lambda x: x.start):
+        if m.start < j:
+            continue
+        if m.start > j and not (m.start - j <= 1 and (_conj(sent, m.start) or toks[j] == ",")):
+            break
+        j = m.end
+        if not (m.official or m.title) or (m.title and m.title.delegation):
+            continue
+        vid = m.official.id if m.official else identity(m, kn)
+        if vid in have:
+            continue
+        f = _Found(m, sent, lead.place, lead.status)
+        if _valid(f, kn):
+            f.identity = identity(m, kn)
+            f.extra["trip"] = trip
+            have.add(vid)
+            out.append(f)
+    return out
+
+
+def _valid(f: _Found, kn: Knowledge) -> bool:
+    m = f.mention
+    if not m.high:
+        return False
+    if m.title and m.title.id == "counterpart":
+        return False
+    if m.country and m.country == f.place.country:
+        return False
+    org = m.title.org if m.title else None
+    if m.official and m.official.country is None:
+        t = kn.titles.get(m.official.role)
+        org = t.org if t else None
+    if org and f.place.city and f.place.city in (kn.intl_orgs.get(org, {}).get("base") or []):
+        return False
+    return True
+
+
+def _absorb(into: _Found, f: _Found, cities: dict[tuple[str, str], str | None], k: tuple[str, str]) -> None:
+    """Merge a second report of the same visit in one article: fill the city and first_in."""
+    if not cities[k] and f.place.city:
+        cities[k] = f.place.city
+    if f.status == "arrived":  # headlines use the present tense; a past-tense report of the same trip wins
+        into.status = "arrived"
+    if "first_in" in f.extra and "first_in" not in into.extra:
+        into.extra["first_in"] = f.extra["first_in"]
+
+
+def extract_visits(article: Article) -> list[Visit]:
+    """High-level visits reported by one article, deduplicated by visitor identity and destination country.
+
+    Pure (no I/O beyond the once-loaded knowledge); never raises on odd text.
+    """
+    kn = get_knowledge()
+    title, body = article_parts(article.title, article.summary, article.body)
+    doc = analyse_text(title, body, kn)
+    found = extract_from_doc(doc, kn)
+    if not found:
+        return []
+    bucket = date_bucket(article)
+    # one visit per person and destination; a role-only mention merges into the named person of its office
+    merged: dict[tuple[str, str], _Found] = {}
+    order: list[tuple[str, str]] = []
+    cities: dict[tuple[str, str], str | None] = {}
+    named_in_group: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    pending_roles: list[_Found] = []
+    for f in found:
+        if f.mention.official is None and f.mention.name is None:
+            pending_roles.append(f)
+            continue
+        k = (_visitor_id(f.mention, kn), f.place.country)
+        if k not in merged:
+            merged[k] = f
+            order.append(k)
+            cities[k] = f.place.city
+            named_in_group.setdefault((f.identity, f.place.country), []).append(k)
+        else:
+            _absorb(merged[k], f, cities, k)
+    for f in pending_roles:
+        g = (f.identity, f.place.country)
+        if g in named_in_group:
+            k = named_in_group[g][0]
+            _absorb(merged[k], f, cities, k)
+            continue
+        k = (_visitor_id(f.mention, kn), f.place.country)
+        if k not in merged:
+            merged[k] = f
+            order.append(k)
+            cities[k] = f.place.city
+        else:
+            _absorb(merged[k], f, cities, k)
+    out: list[Visit] = []
+    aligned: dict[str, _Aligned] = {}  # sentence text -> its normalised tokens' positions, for surface()
+    for k in order:
+        f = merged[k]
+        m = f.mention
+        ms_ = m.sent or f.sentence
+        visitor = surface(ms_, m.name, aligned=aligned) if m.name else None
+        role = surface(ms_, m.role_span, False, aligned) if m.role_span else None
+        if m.official is not None:
+            t = kn.titles.get(m.official.role)
+        else:
+            t = m.title
+        role_en = t.en if t else None
+        if t and m.country and not t.org and not m.org:
+            role_en = f"{m.country} {t.en}"
+        elif m.org:
+            role_en = f"{kn.orgs[m.org]['en']} {t.en if t else ''}".strip()
+        out.append(Visit(
+            visitor=visitor, visitor_id=_visitor_id(m, kn), role=role, role_en=role_en,
+            visitor_country=m.country, destination_city=cities[k], destination_country=f.place.country,
+            status=f.status, first_in=f.extra.get("first_in"),  # type: ignore[arg-type]
+            key=f"{f.extra.get('trip') or f.identity}>{f.place.country}@{bucket}", evidence=f.sentence.text[:500],
+            article_id=article.id, source=article.source, url=article.url, title=article.title,
+            published_at=article.published_at, replay=article.replay,
+        ))
+    return out

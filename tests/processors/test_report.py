@@ -1,0 +1,59 @@
+"""`trucewatch classify` output: the --jsonl record shape, the readable report and per-record errors."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from processors.report import run_classify
+
+
+def test_jsonl_record_shape(tmp_path: Path) -> None:
+    p = tmp_path / "a.jsonl"
+    p.write_text(json.dumps({"id": "a1", "title": "وفد حماس يصل القاهرة", "text": "وصل وفد من حركة حماس إلى القاهرة "
+                             "لبحث الهدنة ووقف إطلاق النار.", "date": "2025-03-07"}, ensure_ascii=False) + "\n",
+                 encoding="utf-8")
+    out = io.StringIO()
+    assert run_classify([str(p)], jsonl=True, out=out) == 0
+    rec = json.loads(out.getvalue())
+    assert set(rec) == {"id", "labels", "scores", "evidence", "visits"}
+    assert rec["labels"]["ceasefire"] is True
+    assert set(rec["labels"]) == {"ceasefire", "mediation", "aid"}
+    v = rec["visits"][0]
+    assert set(v) == {"visitor", "visitor_id", "role", "role_en", "visitor_country", "destination_city",
+                      "destination_country", "status", "first_in", "key", "evidence"}
+    assert (v["visitor_country"], v["destination_country"], v["key"]) == ("PS", "EG", "ps-hamas>EG@2025-03")
+
+
+def test_bad_records_are_reported_and_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "mixed.jsonl"
+    p.write_bytes(b'{"id": "ok", "text": "\xd9\x87\xd8\xaf\xd9\x86\xd8\xa9"}\n'
+                  b"not json\n"
+                  b'{"id": "bad-utf8", "text": "\xff\xfe"}\n'
+                  b'{"id": "empty", "text": ""}\n'
+                  b'{"id": "ctl", "text": "\\u0000\\u0007 \xd9\x87"}\n')
+    out = io.StringIO()
+    assert run_classify([str(p)], jsonl=True, out=out) == 1
+    ids = [json.loads(line)["id"] for line in out.getvalue().splitlines()]
+    assert ids == ["ok", "empty", "ctl"]
+    err = capsys.readouterr().err.splitlines()
+    assert any(line.startswith(f"{p}:2: ") for line in err)
+    assert any(line.startswith(f"{p}:3: ") and "UTF-8" in line for line in err)
+
+
+def test_readable_report(tmp_path: Path) -> None:
+    p = tmp_path / "story.txt"
+    p.write_text("بلينكن يصل القاهرة\nوصل وزير الخارجية الأمريكي أنتوني بلينكن إلى القاهرة لبحث تثبيت وقف إطلاق النار "
+                 "وتمديد الهدنة.\n",
+                 encoding="utf-8")
+    out = io.StringIO()
+    assert run_classify([str(p)], jsonl=False, out=out) == 0
+    text = out.getvalue()
+    assert "story" in text and "ceasefire" in text and "visit" in text and "EG" in text and "[arrived]" in text
+
+
+def test_missing_path(tmp_path: Path) -> None:
+    assert run_classify([str(tmp_path / "nope.jsonl")], jsonl=True, out=io.StringIO()) == 2

@@ -1,0 +1,100 @@
+"""Visit extraction on the case files: roles without names, hosts, calls, tours, keys and dates."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from processors.visits import date_bucket, extract_visits
+from producers.files import article_from_record
+from trucewatch.schema import Article
+
+CASES = Path(__file__).parent / "cases"
+
+
+def _cases() -> list[Any]:
+    out = []
+    for f in sorted(CASES.glob("visits*.jsonl")):
+        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                rec = json.loads(line)
+                out.append(pytest.param(rec, id=f"{f.name}:{n}:{rec['case']}"))
+    return out
+
+
+def _article(rec: dict[str, Any], **over: Any) -> Article:
+    base = {"id": rec["case"], "title": rec.get("title", ""), "text": rec["text"], "date": rec.get("date"),
+            "source": "test", "url": f"https://example.org/{rec['case']}"}
+    base.update(over)
+    return article_from_record(base)
+
+
+@pytest.mark.parametrize("case", _cases())
+def test_visit_cases(case: dict[str, Any]) -> None:
+    art = _article(case)
+    visits = extract_visits(art)
+    got = sorted((v.visitor_country, v.destination_country) for v in visits)
+    want = sorted((v["visitor_country"], v["destination_country"]) for v in case["visits"])
+    assert got == want, [v.evidence for v in visits]
+    for exp in case["visits"]:
+        v = next(x for x in visits if (x.visitor_country, x.destination_country)
+                 == (exp["visitor_country"], exp["destination_country"])
+                 and x.role_en == exp.get("role_en", x.role_en))
+        if "key" in exp:
+            assert v.key == exp["key"]
+        if "identity" in exp:
+            assert v.key.startswith(exp["identity"] + ">"), v.key
+        if "destination_city" in exp:
+            assert v.destination_city == exp["destination_city"]
+        if "status" in exp:
+            assert v.status == exp["status"]
+        if "visitor_contains" in exp:
+            assert exp["visitor_contains"] in (v.visitor or "")
+        if "first_in_contains" in exp:
+            assert exp["first_in_contains"] in (v.first_in or "")
+        if "key_suffix" in exp:
+            assert v.key.endswith(exp["key_suffix"]), v.key
+        assert v.article_id == art.id and v.source == "test" and v.url == art.url and v.evidence
+
+
+def test_same_trip_same_key_across_outlets() -> None:
+    a = Article(id="a", source="one", published_at=datetime(2025, 10, 21, 9, tzinfo=UTC),
+                body="وصل رئيس المخابرات المصرية اللواء حسن رشاد إلى القدس اليوم الثلاثاء.")
+    b = Article(id="b", source="two", published_at=datetime(2025, 10, 22, 7, tzinfo=UTC),
+                body="زار رئيس جهاز المخابرات العامة المصرية إسرائيل أمس والتقى نتنياهو.")
+    ka, kb = extract_visits(a)[0].key, extract_visits(b)[0].key
+    assert ka == kb
+
+
+def test_keys_are_deterministic_and_ignore_wall_clock() -> None:
+    body = "يصل وزير الخارجية الأمريكي إلى الدوحة غدا."
+    a = Article(id="a", body=body, fetched_at=datetime(2020, 1, 1, tzinfo=UTC))
+    b = Article(id="a", body=body, fetched_at=datetime(2030, 1, 1, tzinfo=UTC))
+    assert [v.key for v in extract_visits(a)] == [v.key for v in extract_visits(b)]
+    assert extract_visits(a)[0].key.endswith("@undated")
+
+
+@pytest.mark.parametrize(
+    ("published", "text", "bucket"),
+    [
+        (datetime(2024, 6, 10, 23, tzinfo=UTC), "", "2024-06"),
+        (None, "في الأيام الأولى من 2025، بين السادس من يناير والثامن منه", "2025-01"),
+        (None, "في وقت سابق من مايو/ أيار 2021 ثم في يونيو 2021", "2021-06"),
+        (None, "خلال عام 2019", "2019"),
+        (None, "بلا تاريخ", "undated"),
+    ],
+)
+def test_date_bucket(published: datetime | None, text: str, bucket: str) -> None:
+    assert date_bucket(Article(id="x", body=text, published_at=published)) == bucket
+
+
+@pytest.mark.parametrize(
+    "body", ["", "Blinken arrived in Cairo.", "وصل " * 300_000, "\x00وصل\x01 الوزير إلى\x7f"],
+    ids=["empty", "english", "huge", "controls"],
+)
+def test_odd_text_never_raises(body: str) -> None:
+    assert isinstance(extract_visits(Article(id="odd", body=body)), list)

@@ -1,0 +1,65 @@
+"""Unit tests for the file readers: text files, directories, JSONL, bad records."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+from producers.files import iter_paths
+from trucewatch.errors import InputError
+from trucewatch.schema import Article
+
+
+def test_text_file_first_line_is_title_and_stem_is_id(tmp_path: Path) -> None:
+    f = tmp_path / "a-1.txt"
+    f.write_text("\n  العنوان هنا  \nالسطر الأول\nالسطر الثاني\n", encoding="utf-8")
+    (art,) = list(iter_paths([f]))
+    assert isinstance(art, Article)
+    assert (art.id, art.title, art.body) == ("a-1", "العنوان هنا", "السطر الأول\nالسطر الثاني")
+
+
+def test_directory_is_read_recursively_in_order(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "b.txt").write_text("ب\nنص", encoding="utf-8")
+    (tmp_path / "sub" / "a.txt").write_text("أ\nنص", encoding="utf-8")
+    ids = [a.id for a in iter_paths([tmp_path])]
+    assert ids == ["b", "a"]
+
+
+def test_jsonl_records_and_per_line_errors(tmp_path: Path) -> None:
+    f = tmp_path / "x.jsonl"
+    lines = [
+        json.dumps({"id": "r1", "title": "t", "text": "b\x00ody", "date": "2024-06-10", "source": "s", "url": None}),
+        "{broken",
+        json.dumps({"id": "r2", "title": "t", "text": "x", "date": "not a date"}),
+        json.dumps(["not", "an", "object"]),
+        "",
+        json.dumps({"title": "no id", "text": "x"}),
+    ]
+    f.write_bytes(("\n".join(lines) + "\n").encode() + b"\xff\xfe broken utf8\n")
+    items = list(iter_paths([f]))
+    arts = [i for i in items if isinstance(i, Article)]
+    errs = [i for i in items if isinstance(i, InputError)]
+    assert [a.id for a in arts][0] == "r1"
+    assert arts[0].body == "body"
+    assert arts[0].published_at is not None and arts[0].published_at.isoformat().startswith("2024-06-10")
+    assert len(arts) == 2  # r1 and the record without id (id derived from content)
+    assert sorted(e.line for e in errs) == [2, 3, 4, 7]
+    assert all(e.path == str(f) for e in errs)
+
+
+def test_gzip_jsonl_and_missing_path(tmp_path: Path) -> None:
+    f = tmp_path / "x.jsonl.gz"
+    with gzip.open(f, "wt", encoding="utf-8") as g:
+        g.write(json.dumps({"id": "g1", "title": "t", "text": "x"}) + "\n")
+    items = list(iter_paths([f, tmp_path / "missing.txt"]))
+    assert isinstance(items[0], Article) and items[0].id == "g1"
+    assert isinstance(items[1], InputError) and "no such file" in str(items[1])
+
+
+def test_non_utf8_text_file_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    f = tmp_path / "cp1256.txt"
+    f.write_bytes("وقف إطلاق النار".encode("cp1256"))
+    (item,) = list(iter_paths([f]))
+    assert isinstance(item, InputError) and "UTF-8" in str(item)
