@@ -87,6 +87,8 @@ class Delivery:
                          if ch.rate_per_minute}
         self.sent = 0
         self.failed = 0
+        self.stop = threading.Event()  # set by run()'s caller; ends the wait for a store that is down
+        self.sleep = self.stop.wait
 
     def run_once(self) -> int:
         """One pass over every channel; returns how many notifications were delivered. Raises StoreError."""
@@ -119,7 +121,7 @@ class Delivery:
                 self._failed(name, item, e)
                 continue
             # the duplicate window: the far end has the message, the store does not know yet
-            self.store.mark_sent(item.alert_id, name, revision=item.revision, now=self.clock())
+            self._mark_sent(item.alert_id, name, item.revision)
             self.metrics.notifications_sent.labels(name).inc()
             self.sent += 1
             delivered += 1
@@ -142,10 +144,26 @@ class Delivery:
                 self._failed(name, item, e)
             return 0
         for item in items:
-            self.store.mark_sent(item.alert_id, name, revision=item.revision, now=now)
+            self._mark_sent(item.alert_id, name, item.revision)
         self.metrics.notifications_sent.labels(name).inc()
         self.sent += 1
         return 1
+
+    def _mark_sent(self, alert_id: str, name: str, revision: int) -> None:
+        """Record a delivered notification, waiting out a store outage: giving up here would leave the row
+        pending and send it a second time once the store is back. Raises StoreError only when stopping."""
+        wait = 0.5
+        while True:
+            try:
+                self.store.mark_sent(alert_id, name, revision=revision, now=self.clock())
+                return
+            except StoreError as e:
+                if self.stop.is_set():
+                    raise
+                log.error("delivery: %s sent alert %s but the store is unavailable (%s); recording it again in "
+                          "%.1fs", name, alert_id, e, wait)
+                self.sleep(wait)
+                wait = min(wait * 2, 10.0)
 
     def _failed(self, name: str, item: OutboxItem, e: Exception) -> None:
         self.failed += 1
@@ -172,6 +190,7 @@ class Delivery:
 
     def run(self, stop: threading.Event, poll: float = 1.0) -> None:
         """Deliver until ``stop`` is set; store failures are logged and retried with backoff."""
+        self.stop, self.sleep = stop, stop.wait
         for notifier in self.notifiers.values():
             try:
                 notifier.setup()

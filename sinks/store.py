@@ -542,7 +542,10 @@ class PostgresStore(AlertStore):
         try:
             conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
             if self.schema:
-                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                try:
+                    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateSchema):
+                    pass  # another process created it at the same moment (IF NOT EXISTS is not atomic)
                 conn.execute(f'SET search_path TO "{self.schema}"')
         except psycopg.Error as e:
             raise StoreError(f"cannot connect to PostgreSQL store {self.url}: {_first_line(e)}", url=self.url) from None

@@ -51,7 +51,7 @@ def test_store_outage_loses_and_doubles_nothing(pipeline, receivers, tmp_path, b
     try:
         pub.start()
         wait_progress(lambda: len(stored()) >= N // 3, lambda: len(stored()))
-        assert len(stored()) >= N // 3, p.logs()
+        assert len(stored()) >= N // 3, f"only {len(stored())} stored before the outage\n{p.logs()}"
         # --- the outage
         if proxy is not None:
             proxy.down()
@@ -75,9 +75,9 @@ def test_store_outage_loses_and_doubles_nothing(pipeline, receivers, tmp_path, b
                          outage_s=OUTAGE, recovery_s=round(recovery, 1)).show()
         slack_t = Tally.of(f"s2 {backend} slack notifications", ids, per_article(slack.texts(), tag)).show()
         mail_t = Tally.of(f"s2 {backend} email notifications", ids, per_article(smtp.texts(), tag)).show()
-        assert not store.never, p.logs()
-        assert not slack_t.never and not mail_t.never, p.logs()
-        assert slack_t.dup == 0 and mail_t.dup == 0
+        assert not store.never, f"{store}\n{p.logs()}"
+        assert not slack_t.never and not mail_t.never, f"{slack_t}\n{mail_t}\n{p.logs()}"
+        assert slack_t.dup == 0 and mail_t.dup == 0, f"{slack_t}\n{mail_t}\n{p.logs()}"
         assert len(p.alerts()) == N  # one alert per visit, never a second one
     finally:
         if proxy is not None:

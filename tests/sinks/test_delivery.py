@@ -16,7 +16,7 @@ from sinks.delivery import Backoff, Delivery, RateLimiter, run_notify_test, star
 from sinks.metrics import build_metrics
 from sinks.routing import Channel
 from sinks.store import AlertStore, open_store
-from trucewatch.errors import SinkError
+from trucewatch.errors import SinkError, StoreError
 from trucewatch.schema import Alert, AlertLink, alert_id
 from trucewatch.settings import Settings
 
@@ -76,6 +76,46 @@ def test_failure_backs_off_and_honours_retry_after(store: AlertStore) -> None:
     assert d.run_once() == 1
     assert len(sink.sent) == 1
     assert m.registry.get_sample_value("trucewatch_notifications_failed_total", {"channel": "slack"}) == 2
+
+
+class FlakyMarks:
+    """A store whose first ``fail`` mark_sent calls raise StoreError (the store went down after the send)."""
+
+    def __init__(self, inner: AlertStore, fail: int) -> None:
+        self.inner, self.fail, self.calls = inner, fail, 0
+
+    def mark_sent(self, *args: object, **kwargs: object) -> None:
+        self.calls += 1
+        if self.calls <= self.fail:
+            raise StoreError("store down (simulated)")
+        self.inner.mark_sent(*args, **kwargs)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def test_store_down_after_send_never_sends_twice(store: AlertStore) -> None:
+    sink, flaky = ListSink("slack"), FlakyMarks(store, fail=3)
+    d = Delivery(flaky, {"slack": sink}, build_metrics(CollectorRegistry()), clock=Clock())  # type: ignore[arg-type]
+    waits: list[float] = []
+    d.sleep = waits.append  # type: ignore[assignment,method-assign]
+    store.record(alert("k1"), ["slack"], now=T0)
+    assert d.run_once() == 1
+    assert d.run_once() == 0
+    assert [a.key for a in sink.sent] == ["k1"]
+    assert flaky.calls == 4 and waits == [0.5, 1.0, 2.0]
+    item = store.outbox_item(alert("k1").id, "slack")
+    assert item is not None and item.state == "sent"
+
+
+def test_store_down_after_send_gives_up_only_when_stopping(store: AlertStore) -> None:
+    sink, flaky = ListSink("slack"), FlakyMarks(store, fail=10**6)
+    d = Delivery(flaky, {"slack": sink}, build_metrics(CollectorRegistry()), clock=Clock())  # type: ignore[arg-type]
+    d.sleep = lambda _s: d.stop.set()  # type: ignore[assignment,method-assign]
+    store.record(alert("k1"), ["slack"], now=T0)
+    with pytest.raises(StoreError):
+        d.run_once()
+    assert flaky.calls == 2 and len(sink.sent) == 1
 
 
 def test_backoff_grows_and_caps() -> None:

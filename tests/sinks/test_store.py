@@ -279,3 +279,36 @@ def test_default_rollup_from_store_attribute(store: AlertStore) -> None:
     store.record(make_alert(kind="visit_update", key="k1", arts=("a2",)).model_copy(update={"id": vid}),
                  ["slack"], now=T0)
     assert store.outbox_item(vid, "slack").next_attempt == T0 + timedelta(seconds=300)  # type: ignore[union-attr]
+
+
+@pytest.mark.integration
+def test_postgres_processes_opening_a_new_schema_at_once() -> None:
+    """Sinks, delivery and `trucewatch alerts` may open a store on a schema nobody created yet at the same moment."""
+    import threading
+
+    if not _pg_available():
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+    for _ in range(5):
+        url = f"{PG_URL}?schema=tw_{uuid.uuid4().hex[:12]}"
+        barrier, errors, opened = threading.Barrier(8), [], []
+
+        def open_one() -> None:
+            barrier.wait()
+            try:
+                opened.append(open_store(url))
+            except StoreError as e:  # noqa: PERF203
+                errors.append(e)
+
+        threads = [threading.Thread(target=open_one) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        try:
+            assert not errors, errors
+            assert all(s.schema_version() == SCHEMA_VERSION for s in opened)
+        finally:
+            if opened:
+                opened[0].drop_schema()  # type: ignore[attr-defined]
+            for s in opened:
+                s.close()
