@@ -308,6 +308,11 @@ def compile_knowledge(docs: dict[str, dict[str, Any]], origins: dict[str, str]) 
         # `unless`: the domain does not apply when one of these occurs in the article (e.g. war vocabulary)
         for term in _strlist(spec.get("unless", []), p_lex, ln, f"domains.{name}.unless"):
             b.add(term, f"unl:{name}", name, path=p_lex, line=ln, entry=f"domains.{name}.unless")
+    # `words`: ordinary words whose first letter looks like a particle or whose end looks like a suffix, so that
+    # stripping would turn them into a knowledge word (وزارة -> و+زار+ة "visited", الرياضية -> الرياض "Riyadh");
+    # as vocabulary forms of their own they stem to themselves and match nothing
+    for word in _strlist(lex.get("words", []), p_lex, _line(lex), "words"):
+        phrase_stems(word, b.vocab)
     travel = lex.get("travel") or {}
     for kind in TRAVEL_KINDS + TRAVEL_MARKERS:
         for term in _strlist(travel.get(kind, []), p_lex, _line(travel), f"travel.{kind}"):

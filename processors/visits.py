@@ -56,6 +56,7 @@ STOPWORDS = frozenset(
 # token forms are normalised (ة->ه, ى->ي, أ->ا), so normalise the stopword list too
 STOPWORDS = frozenset(normalize(w) for w in STOPWORDS)
 _KIND = itemgetter(2)
+FORMER_WORDS = frozenset({"السابق", "السابقه", "الاسبق", "الاسبقه", "سابق", "سابقه", "اسبق", "سابقا"})
 FORWARD_WINDOW = 14
 BACK_WINDOW = 6
 AFTER_SUBJECT_WINDOW = 6  # words (asides, places, numbers not counted)
@@ -99,6 +100,7 @@ class Mention:
     name: tuple[int, int] | None = None  # token span of the written name
     role_span: tuple[int, int] | None = None
     high: bool = True
+    former: bool = False  # "وزير الخارجية الأميركي السابق": no longer in office, so no high-level visit
     sent: Sentence | None = None  # the sentence the spans refer to
 
 
@@ -112,9 +114,16 @@ class _Found:
     extra: dict[str, str | None] = field(default_factory=dict)
 
 
+_LAST_TRIP = frozenset({"الاخيره", "السابقه", "الماضيه"})
+
+
 def _background(sent: Sentence) -> bool:
-    """The sentence recalls a past trip (see _PLUPERFECT): its visits are background, not news."""
+    """The sentence recalls a past trip (see _PLUPERFECT, or "خلال زيارة X الأخيرة إلى مصر"): its visits are
+    background, not news."""
     toks = sent.toks
+    for i, t in enumerate(toks):
+        if (t.startswith(("زيار", "لزيار", "بزيار")) or t == "الزياره") and _LAST_TRIP.intersection(toks[i + 1:i + 6]):
+            return True
     if not any(t in _PLUPERFECT for t in toks[:3]):
         return False
     for i, t in enumerate(toks):
@@ -234,14 +243,17 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str])
         else:
             k = e
             limit = min(len(toks), e + t.gap + 1)
+            limit = min(len(toks), limit + toks[e:limit].count('"'))  # "وفد حركة «حماس»": quotes are no words
             inner = [ts for ts, _te, _t in titles if e <= ts < limit and ts not in hon]
             if inner:
                 limit = min(limit, inner[0] + 1) if not t.delegation else limit
-            while k < limit and toks[k] not in PUNCT and toks[k] not in ("الي", "في"):
+            while k < limit and (toks[k] == '"' or toks[k] not in PUNCT and toks[k] not in ("الي", "في")):
                 if k in orgs:
                     m.org = orgs[k][1]
                     m.country = kn.orgs[m.org]["country"]
                     m.end = orgs[k][0]
+                    if m.end < len(toks) and toks[m.end] == '"' and toks[e:m.end].count('"') % 2:
+                        m.end += 1  # the closing quote of "«حماس»"
                     break
                 if k in nats and not t.org_only:
                     m.country = nats[k][1]
@@ -281,6 +293,7 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str])
         if t.id in ENVOY_TITLES or t.as_role == "envoy":
             m.end = _title_tail(toks, m.end, place_ends)
         m.role_span = (s, m.end)
+        m.former = m.end < len(toks) and toks[m.end] in FORMER_WORDS
         # a name right after the role: a known official, else a plain written name
         k = m.end
         while k < len(toks) and (toks[k] in ",\"" or k in hon):
@@ -300,7 +313,7 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str])
                 m.end = oe
                 used.add(ahead[0])
         elif not t.delegation and not inner:
-            span = _name_after(sent, m.end, hon, kn)
+            span = _name_after(sent, m.end + m.former, hon, kn)
             if span:
                 m.name = span
                 m.end = span[1]
@@ -929,7 +942,7 @@ def _companions(sent: Sentence, mentions: list[Mention], fs: list[_Found], prev:
 
 def _valid(f: _Found, kn: Knowledge) -> bool:
     m = f.mention
-    if not m.high:
+    if not m.high or m.former:
         return False
     if m.title and m.title.id == "counterpart":
         return False
