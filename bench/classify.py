@@ -40,9 +40,11 @@ def corpus(path: Path, n: int, size: int = 3000) -> list[Article]:
 def run(arts: list[Article], fn: str) -> float:
     t0 = time.perf_counter()
     for a in arts:
-        if fn in ("classify", "both"):
-            classify(a)
-        if fn in ("visits", "both"):
+        if fn == "both":  # what the enrich agent runs: visits, then the labels given those visits
+            classify(a, extract_visits(a))
+        elif fn == "classify":
+            classify(a, [])  # the labels alone (no visit bonus)
+        else:
             extract_visits(a)
     return time.perf_counter() - t0
 

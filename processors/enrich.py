@@ -9,8 +9,9 @@ from trucewatch.schema import Article, EnrichedArticle
 
 def enrich_article(article: Article) -> EnrichedArticle:
     """Classify the article and extract its visits (each stamped with the article's ingest time)."""
-    labels = classify(article)
+    found = extract_visits(article)
+    labels = classify(article, found)
     visits = [v.model_copy(update={"fetched_at": article.fetched_at, "replay": article.replay,
                                        "notify": article.notify})
-              for v in extract_visits(article)]
+              for v in found]
     return EnrichedArticle(**article.model_dump(), labels=labels, visits=visits)

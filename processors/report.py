@@ -70,8 +70,8 @@ def run_classify(paths: list[str], jsonl: bool, out: TextIO) -> int:
             print(f"{where}: {item.message}", file=sys.stderr)
             continue
         try:
-            labels = classify(item)
             visits = extract_visits(item)
+            labels = classify(item, visits)
         except TrucewatchError:
             raise  # configuration problems stop the run: every record would fail the same way
         except Exception as e:  # one bad article never stops the run
