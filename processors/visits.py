@@ -117,13 +117,14 @@ class _Found:
 _LAST_TRIP = frozenset({"الاخيره", "السابقه", "الماضيه"})
 
 
-def _background(sent: Sentence) -> bool:
-    """The sentence recalls a past trip (see _PLUPERFECT, or "خلال زيارة X الأخيرة إلى مصر"): its visits are
-    background, not news."""
+def _background(sent: Sentence, hits: list[Hit]) -> bool:
+    """The sentence recalls a past trip (see _PLUPERFECT, or "خلال زيارة X الأخيرة إلى مصر" when that is the
+    sentence's only trip word): its visits are background, not news."""
     toks = sent.toks
-    for i, t in enumerate(toks):
-        if (t.startswith(("زيار", "لزيار", "بزيار")) or t == "الزياره") and _LAST_TRIP.intersection(toks[i + 1:i + 6]):
-            return True
+    last = [i for i, t in enumerate(toks)
+            if (t.startswith(("زيار", "لزيار", "بزيار")) or t == "الزياره") and _LAST_TRIP.intersection(toks[i + 1:i + 6])]
+    if last and all(any(i - 2 <= s <= i for i in last) for s, _e, k, _p in hits if k == "trig"):
+        return True
     if not any(t in _PLUPERFECT for t in toks[:3]):
         return False
     for i, t in enumerate(toks):
@@ -661,12 +662,20 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             if adj_before and not after:
                 continue
             if adj_before:
-                host, guests = adj_before[-1], after[:1]
+                host, anchor = adj_before[-1], e
             elif after:
-                host, guests = after[0], after[1:2]
+                host, anchor = after[0], after[0].end
             else:
                 continue
-            places = _places_after(hits, sent, e, len(toks), need_fi=True)
+            # the guest follows the host, after asides ("استقبل الرئيس X، اليوم الاثنين، بقصر الاتحادية، الفريق Y")
+            guests = [m for m in mentions if m.start >= anchor and m is not host
+                      and _words_between(sent, hits, anchor, m.start) <= FORWARD_WINDOW][:1]
+            # the place of the reception is named before the guest ("في رام الله، وزير الخارجية ..."); one after
+            # the guest is often the guest's own title ("رئيس مجلس السيادة في جمهورية السودان"), so the host's
+            # country comes first
+            places = _places_after(hits, sent, e, guests[0].start if guests else len(toks), need_fi=True)
+            if not places and not host.country:
+                places = _places_after(hits, sent, e, len(toks), need_fi=True)
             if places:
                 place = places[0][1]
             elif host.country:
@@ -785,10 +794,13 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 break
         start = max([e] + [m.end for m in subj if m.sent is sent and m.start >= e])
         stop = min(len(toks), start + PLACE_WINDOW, max(nxt, start + 4))
-        places = _places_after(hits, sent, start, stop, direct_ok=start)
-        if not places and start > e and subj[0].sent is sent and subj[0].start > e:
-            # "وصل إلى القاهرة وفد من حركة حماس": the place between the verb and its subject
+        places = []
+        if start > e and subj[0].sent is sent and subj[0].start > e:
+            # "وصل إلى القاهرة وفد من حركة حماس": the place between the verb and its subject is the destination
+            # (a place after the subject may be its title's: "يصل إلى بيروت المبعوث الأميركي إلى سوريا")
             places = _places_after(hits, sent, e, subj[0].start, direct_ok=e)
+        if not places:
+            places = _places_after(hits, sent, start, stop, direct_ok=start)
         for m in subj:
             for _ps, place in places:
                 found.append(_Found(m, sent, place, status))
@@ -844,7 +856,7 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
                 prev_place = _prev_sentence_place(doc.hits[si - 1], doc.sentences[si - 1]) if si and attend else None
                 fs = _trigger_visits(sent, hits, mentions, ctx, kn, prev_place, kinds)
                 fs = [f for f in fs if _valid(f, kn)]
-                if fs and _background(sent):
+                if fs and _background(sent, hits):
                     fs = []
                     background = True
         elif "off" in kinds or "title" in kinds and _COMPANIONS.intersection(sent.toks):
