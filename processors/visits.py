@@ -295,12 +295,18 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str])
             m.end = _title_tail(toks, m.end, place_ends)
         m.role_span = (s, m.end)
         m.former = m.end < len(toks) and toks[m.end] in FORMER_WORDS
-        # a name right after the role: a known official, else a plain written name
+        # a name right after the role: a known official, else a plain written name; a bracketed abbreviation
+        # may come between ("المفوض العام لوكالة ... (أونروا) فيليب لازاريني")
         k = m.end
+        if k < len(toks) and toks[k] == "(":
+            close = next((j for j in range(k + 1, min(len(toks), k + 5)) if toks[j] == ")"), None)
+            if close is not None:
+                k = close + 1
+        bracket_end = k
         while k < len(toks) and (toks[k] in ",\"" or k in hon):
             k += 1
         ahead = [j for j in range(m.end, min(len(toks), k + 5)) if j in offs]
-        if ahead and any(toks[x] in PUNCT and toks[x] != "," for x in range(m.end, ahead[0])):
+        if ahead and any(toks[x] in PUNCT and toks[x] != "," for x in range(bracket_end, ahead[0])):
             ahead = []
         if inner and not t.delegation:
             ahead = []  # "مبعوثي الرئيس الأمريكي دونالد ترامب": the name belongs to the inner title
@@ -700,7 +706,7 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 continue
             place = places[0][1]
             cands = adj_before[-1:] + [m for m in after if m.start - e <= 4][:2]
-            if not adj_before:
+            if all(id(m) in hosts for m in cands):  # "اجتمع مع الرئيس المصري": the subject is the one just named
                 earlier = [m for m in before if id(m) not in hosts]
                 cands += earlier[-1:] if earlier else ([last] if last is not None else [])
             for m in cands:
