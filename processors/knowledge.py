@@ -339,7 +339,11 @@ def compile_knowledge(docs: dict[str, dict[str, Any]], origins: dict[str, str]) 
         ln = _line(spec)
         if not isinstance(spec, dict) or not isinstance(spec.get("country"), str):
             raise ConfigError("an org needs 'country' and 'ar'", path=p_roles, line=ln, entry=f"orgs.{oid}")
-        orgs[oid] = {"country": spec["country"], "en": spec.get("en", oid)}
+        based = spec.get("based_in", [])
+        if not isinstance(based, list) or not all(isinstance(c, str) and len(c) == 2 and c.isupper() for c in based):
+            raise ConfigError("based_in must be a list of ISO alpha-2 codes", path=p_roles, line=ln,
+                              entry=f"orgs.{oid}.based_in")
+        orgs[oid] = {"country": spec["country"], "en": spec.get("en", oid), "based_in": frozenset(based)}
         for term in _strlist(spec.get("ar", []), p_roles, ln, f"orgs.{oid}"):
             b.add(term, "org", oid, path=p_roles, line=ln, entry=f"orgs.{oid}")
     countries: set[str] = set()

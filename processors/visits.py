@@ -500,7 +500,7 @@ def _places_after(hits: list[Hit], sent: Sentence, start: int, stop: int, *, dir
             continue  # "المساعدات الإنسانية إلى غزة", "جهود التهدئة في ليبيا": the place of a topic, not a trip
         if out:
             gap = toks[last_end:s]
-            if (s - last_end == 0 and raw.startswith("و")) or gap in ([","], ["و"]):
+            if (s - last_end == 0 and raw.startswith("و")) or gap in ([","], ["و"], ["ثم"], [",", "ثم"]):
                 out.append((s, p))
                 last_end = e
                 continue
@@ -578,6 +578,10 @@ def _words_between(sent: Sentence, hits: list[Hit], a: int, b: int) -> int:
                and toks[i] not in _INTRO and not toks[i].isdigit())
 
 
+_DENY = frozenset(normalize(w) for w in ("نفى", "نفت", "ينفي", "تنفي", "ونفى", "ونفت", "نفي"))
+_HEDGES = frozenset(normalize(w) for w in ("قد", "وقد", "ربما", "وربما"))
+
+
 def _imperfect(tok: str) -> bool:
     """A present/future verb form ("يستقبل", "تستقبل", "سيستقبل", "ويستقبل"): the event is still to come."""
     if tok[:1] in ("و", "ف") and len(tok) > 4:
@@ -608,6 +612,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
     if "remote" in kinds:
         return []
     negs = [e for s, e, k, _p in hits if k == "negation"]
+    # "قد ينضم إلى المحادثات في أنقرة" (may join): a hedge governs the trip words right after it, like a negation
+    negs += [i + 1 for i in range(len(toks) - 1) if toks[i] in _HEDGES and _imperfect(toks[i + 1])]
     future = "future" in kinds
     trigs = sorted((s, e, p) for s, e, k, p in hits if k == "trig")
     # objects of meetings, hosts of receptions and authors of invitations are hosts, never the travelling
@@ -654,8 +660,10 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
     tour_words: set[int] | None = None  # positions of "جولة" forms, computed for the first tour trigger
     # "ما إذا كان X سيتوجه إلى موسكو" (whether): a question about a trip, not a report of one
     whether = [i for i in range(1, len(toks)) if toks[i] == "اذا" and toks[i - 1] == "ما"] if "اذا" in toks else []
+    # a denial governs the whole sentence: "نفى مكتب نتنياهو، الجمعة، أنباء تحدثت عن زيارة مرتقبة له"
+    denied = min((ns for ns, _ne, k, _p in hits if k == "negation" and toks[ns] in _DENY), default=len(toks))
     for ti, (s, e, kind) in enumerate(trigs):
-        if any(0 <= s - ne <= 2 for ne in negs) or any(0 < s - w <= 6 for w in whether):
+        if any(0 <= s - ne <= 2 for ne in negs) or any(0 < s - w <= 6 for w in whether) or s > denied:
             continue
         nxt = trigs[ti + 1][0] if ti + 1 < len(trigs) else len(toks)
         before = [m for m in mentions if m.end <= s]
@@ -781,6 +789,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             earlier = [m for m in before if id(m) not in hosts]
             if earlier and (kind == "tour" or s - earlier[-1].end <= BACK_WINDOW or id(earlier[-1]) in subjects):
                 subj = [earlier[-1]]
+            elif found and toks[s].startswith(("و", "ف")) and found[-1].mention.sent is sent:
+                subj = [found[-1].mention]  # "الذي يزور مصر ...، ويتوجه بعدها إلى قطر": the same traveller
             elif last is not None:
                 subj = [last]
         if not subj:
@@ -966,6 +976,9 @@ def _valid(f: _Found, kn: Knowledge) -> bool:
         return False
     if m.country and m.country == f.place.country:
         return False
+    body = m.org or (m.official.org if m.official else None)
+    if body and f.place.country in kn.orgs.get(body, {}).get("based_in", ()):
+        return False  # "الخليفي يلتقي الحية في الدوحة": the movement's leaders live there
     org = m.title.org if m.title else None
     if m.official and m.official.country is None:
         t = kn.titles.get(m.official.role)
