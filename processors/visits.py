@@ -122,7 +122,8 @@ def _background(sent: Sentence, hits: list[Hit]) -> bool:
     sentence's only trip word): its visits are background, not news."""
     toks = sent.toks
     last = [i for i, t in enumerate(toks)
-            if (t.startswith(("زيار", "لزيار", "بزيار")) or t == "الزياره") and _LAST_TRIP.intersection(toks[i + 1:i + 6])]
+            if (t.startswith(("زيار", "لزيار", "بزيار")) or t == "الزياره")
+            and _LAST_TRIP.intersection(toks[i + 1:i + 6])]
     if last and all(any(i - 2 <= s <= i for i in last) for s, _e, k, _p in hits if k == "trig"):
         return True
     if not any(t in _PLUPERFECT for t in toks[:3]):
