@@ -101,6 +101,7 @@ class Mention:
     role_span: tuple[int, int] | None = None
     high: bool = True
     former: bool = False  # "وزير الخارجية الأميركي السابق": no longer in office, so no high-level visit
+    alias_of: Mention | None = None  # a later bare surname ("وقال هاريس") of a role mention with a written name
     sent: Sentence | None = None  # the sentence the spans refer to
 
 
@@ -214,7 +215,8 @@ def _title_tail(toks: list[str], k: int, place_ends: dict[int, int]) -> int:
     return k
 
 
-def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str]) -> list[Mention]:
+def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
+              surnames: dict[str, Mention] | None = None) -> list[Mention]:
     offs: dict[int, tuple[int, Official]] = {}
     nats: dict[int, tuple[int, str]] = {}
     orgs: dict[int, tuple[int, str]] = {}
@@ -355,10 +357,28 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str])
                     if span:
                         m.name, m.high = span, True
                         m.end = span[1]
+    if surnames:
+        covered = {i for m in out for i in range(m.start, m.end)}
+        for i, t in enumerate(toks):
+            src = surnames.get(t[1:] if t[:1] == "و" and t[1:] in surnames else t)
+            if src is not None and i not in covered and (src.sent is not sent or i >= src.end):
+                out.append(Mention(i, i + 1, official=src.official, title=src.title, country=src.country, org=src.org,
+                                   name=(i, i + 1), high=src.high, former=src.former, alias_of=src.alias_of or src))
     for m in out:
         m.sent = sent
     out.sort(key=lambda m: m.start)
     return out
+
+
+def _register_surnames(mentions: list[Mention], surnames: dict[str, Mention]) -> None:
+    """Remember the last written word of role mentions with a plain name ("وزير الخارجية الإيرلندي سايمون
+    هاريس"), so that the bare surname in later sentences ("ومن المقرر أن يتوجه هاريس") is the same person."""
+    for m in mentions:
+        if m.name is None or m.official is not None or m.title is None or m.alias_of is not None or m.sent is None:
+            continue
+        last = m.sent.toks[m.name[1] - 1]
+        if len(last) >= 3 and last not in STOPWORDS and last not in PUNCT and not last.isdigit():
+            surnames[last] = m
 
 
 # --- identity --------------------------------------------------------------------------------------
@@ -837,11 +857,12 @@ def _real_places(sent: Sentence, hits: list[Hit], kn: Knowledge) -> list[Hit]:
     return [h for h in hits if not (h[2] == "place" and _article_on_bare(sent, h[0], kn))]
 
 
-def _can_visit(hits: list[Hit], kinds: set[str], ctx: Mention | None) -> bool:
+def _can_visit(hits: list[Hit], kinds: set[str], ctx: Mention | None, alias: bool = False) -> bool:
     """Whether the trigger rules can find a visit in a sentence: not a call ("remote"); someone to travel (a
-    title or an official here, or the visitor of a recent sentence); and a destination: a place named here, or
-    a hosting trigger (the host's country) or an attendance trigger (the previous sentence's place)."""
-    if "remote" in kinds or (ctx is None and "title" not in kinds and "off" not in kinds):
+    title or an official here, a known surname (``alias``), or the visitor of a recent sentence); and a
+    destination: a place named here, or a hosting trigger (the host's country) or an attendance trigger (the
+    previous sentence's place)."""
+    if "remote" in kinds or (ctx is None and not alias and "title" not in kinds and "off" not in kinds):
         return False
     for _s, _e, k, p in hits:
         if k == "place" or k == "trig" and p in ("hosting", "attend"):
@@ -856,19 +877,21 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
     last: Mention | None = None
     last_idx = -10
     found_idx = -10  # the sentence of the latest visit found
+    surnames: dict[str, Mention] = {}
     for si, (sent, hits) in enumerate(zip(doc.sentences, doc.hits, strict=True)):
         if not hits:
             continue
         kinds = set(map(_KIND, hits))
         ctx = last if si - last_idx <= 3 else None
         background = False
+        alias = bool(surnames) and not surnames.keys().isdisjoint(sent.toks)
         if "trig" in kinds:
             hits = _real_places(sent, hits, kn)
-            if not _can_visit(hits, kinds, ctx):  # the rules would find nothing: only the context is kept
-                mentions = _mentions(sent, hits, kn, present) if "off" in kinds else []
+            if not _can_visit(hits, kinds, ctx, alias):  # the rules would find nothing: only the context is kept
+                mentions = _mentions(sent, hits, kn, present, surnames) if "off" in kinds or alias else []
                 fs = []
             else:
-                mentions = _mentions(sent, hits, kn, present)
+                mentions = _mentions(sent, hits, kn, present, surnames)
                 attend = any(k == "trig" and p == "attend" for _s, _e, k, p in hits)
                 prev_place = _prev_sentence_place(doc.hits[si - 1], doc.sentences[si - 1]) if si and attend else None
                 fs = _trigger_visits(sent, hits, mentions, ctx, kn, prev_place, kinds)
@@ -876,10 +899,11 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
                 if fs and _background(sent, hits):
                     fs = []
                     background = True
-        elif "off" in kinds or "title" in kinds and _COMPANIONS.intersection(sent.toks):
-            # no trip here, but a named official becomes the context of the next sentences, and companions
-            # ("ويرافقه وزير الدفاع ...") join the trip just reported
-            mentions = _mentions(sent, hits, kn, present)
+        elif "off" in kinds or alias or "title" in kinds and (_COMPANIONS.intersection(sent.toks) or
+                                                              "nat" in kinds):
+            # no trip here, but a named official (or a role with a written name, or a known surname) becomes the
+            # context of the next sentences, and companions ("ويرافقه وزير الدفاع ...") join the trip just reported
+            mentions = _mentions(sent, hits, kn, present, surnames)
             fs = []
         else:  # neither a trigger nor an official: nothing to find, the context stays
             mentions = fs = []
@@ -901,6 +925,7 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
                         f.extra["first_in"] = fi
         found.extend(fs)
         found.extend(comp)
+        _register_surnames(mentions, surnames)
         people = [m for m in mentions if m.high and (m.official or m.title)]
         if fs:
             last, last_idx = fs[-1].mention, si
@@ -1046,7 +1071,7 @@ def extract_visits(article: Article) -> list[Visit]:
     aligned: dict[str, _Aligned] = {}  # sentence text -> its normalised tokens' positions, for surface()
     for k in order:
         f = merged[k]
-        m = f.mention
+        m = f.mention.alias_of or f.mention  # a bare surname reports the person named in full before
         ms_ = m.sent or f.sentence
         visitor = surface(ms_, m.name, aligned=aligned) if m.name else None
         role = surface(ms_, m.role_span, False, aligned) if m.role_span else None
