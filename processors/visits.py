@@ -560,6 +560,9 @@ _LEAD_FUTURE = frozenset(normalize(w) for w in (
     "سيعقد", "ستعقد"))
 
 
+_LEAD_ONGOING = frozenset(normalize(w) for w in ("يواصل", "تواصل", "واصل", "واصلت", "ويواصل", "وواصل"))
+
+
 def _skip_aside(toks: list[str], i: int) -> int:
     """The position after an aside starting at token i (i itself when there is none)."""
     n = len(toks)
@@ -761,8 +764,11 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 found.append(_Found(m, sent, place, status))
             continue
         if kind == "talks":
+            # "يواصل رئيس الحركة ...، خليل الحية، لقاءاته في القاهرة": after a leading verb the subject may
+            # close with a comma
+            ok_punct = {","} if toks[0] in _LEAD_ONGOING or _lead_status(toks, Mention(1, 1)) else set()
             subj = [m for m in adj_before[-1:]
-                    if id(m) not in hosts and not set(toks[_skip_aside(toks, m.end):s]) & PUNCT]
+                    if id(m) not in hosts and not (set(toks[_skip_aside(toks, m.end):s]) & PUNCT) - ok_punct]
             k = e
             while k < min(len(toks), e + 3) and toks[k] != "في" and toks[k] not in PUNCT and not (
                     k in place_starts and toks[k].startswith("ب") and toks[k] != sent.stems[k]):
