@@ -358,6 +358,12 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
                         m.name, m.high = span, True
                         m.end = span[1]
     if surnames:
+        # "الوزير الياباني" after "وزير الخارجية الياباني تاكيشي إيوايا": the one minister of that country named
+        for m in out:
+            if m.title is not None and m.title.id == "minister" and m.official is None and m.name is None \
+                    and m.country and (src := surnames.get("@" + m.country)) is not None and src is not _AMBIGUOUS:
+                m.alias_of = src.alias_of or src
+                m.title, m.official, m.org = src.title, src.official, src.org
         covered = {i for m in out for i in range(m.start, m.end)}
         for i, t in enumerate(toks):
             src = surnames.get(t[1:] if t[:1] == "و" and t[1:] in surnames else t)
@@ -370,10 +376,20 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
     return out
 
 
+_AMBIGUOUS = Mention(-1, -1)  # two different ministers of one country named: "الوزير X" stays generic
+
+
 def _register_surnames(mentions: list[Mention], surnames: dict[str, Mention]) -> None:
     """Remember the last written word of role mentions with a plain name ("وزير الخارجية الإيرلندي سايمون
     هاريس"), so that the bare surname in later sentences ("ومن المقرر أن يتوجه هاريس") is the same person."""
     for m in mentions:
+        role = m.title.id if m.title else (m.official.role if m.official else "")
+        if m.country and m.alias_of is None and role.endswith("-minister") and role != "prime-minister":
+            key = "@" + m.country
+            prev = surnames.get(key, m)
+            same = prev is m or (prev.official is not None and prev.official is m.official) or (
+                prev.official is None and m.official is None and prev.title is m.title)
+            surnames[key] = m if same else _AMBIGUOUS
         if m.name is None or m.official is not None or m.title is None or m.alias_of is not None or m.sent is None:
             continue
         last = m.sent.toks[m.name[1] - 1]
@@ -818,6 +834,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 subj = [earlier[-1]]
             elif found and toks[s].startswith(("و", "ف")) and found[-1].mention.sent is sent:
                 subj = [found[-1].mention]  # "الذي يزور مصر ...، ويتوجه بعدها إلى قطر": the same traveller
+            elif len(earlier) == 1 and (toks[s - 1] == "ان" or toks[s].startswith(("و", "ف"))):
+                subj = earlier  # "بدأ الوزير الياباني جولة ... حيث التقى نظيره، على أن يتوجه الاثنين إلى إسرائيل"
             elif last is not None:
                 subj = [last]
         if not subj:
@@ -894,7 +912,8 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
         if "trig" in kinds:
             hits = _real_places(sent, hits, kn)
             if not _can_visit(hits, kinds, ctx, alias):  # the rules would find nothing: only the context is kept
-                mentions = _mentions(sent, hits, kn, present, surnames) if "off" in kinds or alias else []
+                mentions = _mentions(sent, hits, kn, present, surnames) \
+                    if "off" in kinds or alias or "title" in kinds and "nat" in kinds else []
                 fs = []
             else:
                 mentions = _mentions(sent, hits, kn, present, surnames)
