@@ -576,6 +576,10 @@ _LEAD_FUTURE = frozenset(normalize(w) for w in (
     "سيعقد", "ستعقد"))
 
 
+# dual subjects that stand for the two people named before: "وكان الوزيران قد وصلا إلى جدة"
+_DUAL = frozenset({"الوزيران", "الوزيرين", "الرييسان", "الرييسين", "الزعيمان", "الزعيمين", "المبعوثان", "المبعوثين",
+                   "الوفدان", "الوفدين", "المسوولان", "المسوولين"})
+_RELATIVE = frozenset({"الذي", "التي", "الذين", "اللذين", "اللتين", "اللذان", "اللتان"})
 _LEAD_ONGOING = frozenset(normalize(w) for w in ("يواصل", "تواصل", "واصل", "واصلت", "ويواصل", "وواصل"))
 
 
@@ -645,7 +649,8 @@ def _prev_sentence_place(prev_hits: list[Hit] | None, prev: Sentence | None) -> 
 
 
 def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], last: Mention | None,
-                    kn: Knowledge, prev_place: Place | None = None, kinds: set[str] | None = None) -> list[_Found]:
+                    kn: Knowledge, prev_place: Place | None = None, kinds: set[str] | None = None,
+                    pair: list[Mention] | None = None) -> list[_Found]:
     toks = sent.toks
     if kinds is None:
         kinds = {k for _s, _e, k, _p in hits}
@@ -769,7 +774,11 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 subj = [m for m in mentions if m.start >= e and id(m) not in hosts]
             if not subj:
                 continue
-            places = _places_after(hits, sent, e, len(toks), need_fi=True)
+            # a relative clause after the participant describes them, not the venue: "يشارك في المؤتمر وزير الخارجية
+            # النرويجي، الذي يرأس لجنة المانحين الخاصة بفلسطين"
+            stop = next((i for i in range(max(e, subj[0].end if subj[0].sent is sent else e), len(toks))
+                         if toks[i] in _RELATIVE), len(toks))
+            places = _places_after(hits, sent, e, stop, need_fi=True)
             place = places[0][1] if places else None
             if place is None:
                 pb = _places_after(hits, sent, 0, s, need_fi="venue" not in kinds, need_intro="venue" not in kinds)
@@ -823,7 +832,10 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 continue
         # travel: the subject right before the verb, else right after it, else earlier, else the previous visitor
         subj = []
-        if adj_before and id(adj_before[-1]) not in hosts:
+        dual = any(t in _DUAL for t in toks[max(0, s - 3):s]) or (e < len(toks) and toks[e] in _DUAL)
+        if dual and pair and not [m for m in adj_before + after[:1] if m.title is None or m.title.id != "minister"]:
+            subj = list(pair)  # "وكان الوزيران قد وصلا إلى جدة": the two named before
+        elif adj_before and id(adj_before[-1]) not in hosts:
             subj = [adj_before[-1]]
         elif (after and id(after[0]) not in hosts
               and _words_between(sent, hits, e, after[0].start) <= AFTER_SUBJECT_WINDOW):
@@ -902,6 +914,8 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
     last_idx = -10
     found_idx = -10  # the sentence of the latest visit found
     surnames: dict[str, Mention] = {}
+    pair: list[Mention] = []  # the latest two people named together (for a dual subject)
+    pair_idx = -10
     for si, (sent, hits) in enumerate(zip(doc.sentences, doc.hits, strict=True)):
         if not hits:
             continue
@@ -919,7 +933,8 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
                 mentions = _mentions(sent, hits, kn, present, surnames)
                 attend = any(k == "trig" and p == "attend" for _s, _e, k, p in hits)
                 prev_place = _prev_sentence_place(doc.hits[si - 1], doc.sentences[si - 1]) if si and attend else None
-                fs = _trigger_visits(sent, hits, mentions, ctx, kn, prev_place, kinds)
+                fs = _trigger_visits(sent, hits, mentions, ctx, kn, prev_place, kinds,
+                                     pair if si - pair_idx <= 4 else None)
                 fs = [f for f in fs if _valid(f, kn)]
                 if fs and _background(sent, hits):
                     fs = []
@@ -952,6 +967,10 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
         found.extend(comp)
         _register_surnames(mentions, surnames)
         people = [m for m in mentions if m.high and (m.official or m.title)]
+        named = [m for m in people if m.country and (m.official or m.name) and not m.former]
+        for a, b in zip(named, named[1:]):  # "وزير الدفاع اللبناني X ونظيره السوري Y": a coordinated pair
+            if b.start == a.end and _conj(sent, b.start) and a.country != b.country:
+                pair, pair_idx = [a, b], si
         if fs:
             last, last_idx = fs[-1].mention, si
         elif people and any(m.official for m in people):
@@ -1023,7 +1042,7 @@ def _valid(f: _Found, kn: Knowledge) -> bool:
     m = f.mention
     if not m.high or m.former:
         return False
-    if m.title and m.title.id == "counterpart":
+    if m.title and m.title.id == "counterpart" and m.official is None:
         return False
     if m.country and m.country == f.place.country:
         return False
