@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from itertools import pairwise
 from operator import itemgetter
 
 from processors.analysis import Doc, Hit, analyse_text, article_parts
@@ -968,7 +969,7 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
         _register_surnames(mentions, surnames)
         people = [m for m in mentions if m.high and (m.official or m.title)]
         named = [m for m in people if m.country and (m.official or m.name) and not m.former]
-        for a, b in zip(named, named[1:]):  # "وزير الدفاع اللبناني X ونظيره السوري Y": a coordinated pair
+        for a, b in pairwise(named):  # "وزير الدفاع اللبناني X ونظيره السوري Y": a coordinated pair
             if b.start == a.end and _conj(sent, b.start) and a.country != b.country:
                 pair, pair_idx = [a, b], si
         if fs:
