@@ -291,8 +291,8 @@ def wire_stories(pipe: Pipeline, metrics: Metrics) -> None:
                 except Exception:  # noqa: BLE001 - one bad cluster never stops the batch
                     log.exception("story alert failed for cluster %s", k)
             hint["pending"] = bool(state.get("pending")) or bool(updates)
-        for stage, reason, event, item in failed:
-            payload = item.model_dump_json().encode("utf-8") if item is not None else None
+        for stage, reason, event, bad in failed:
+            payload = bad.model_dump_json().encode("utf-8") if bad is not None else None
             await _to_deadletter(pipe, metrics, stage, reason, event, payload)
         send = producer_send(app)
         for alert in alerts:
@@ -313,7 +313,7 @@ def wire_stories(pipe: Pipeline, metrics: Metrics) -> None:
                 log.exception("story batch of %d events failed", len(events))
                 held["index"] = None  # rebuilt from the table, whatever the batch left behind
 
-    @app.timer(interval=STORY_TICK_SECONDS)
+    @app.timer(interval=STORY_TICK_SECONDS)  # type: ignore[untyped-decorator]  # faust's timer is untyped
     async def story_tick() -> None:
         if hint["pending"]:
             await topic.send(key=STORY_SHARD, value=_TICK)

@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import chain
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -188,8 +188,9 @@ def text_features(text: str) -> tuple[list[int], set[str]]:
         for word in {w for w, h in zip(words, hits, strict=True) if h is None}:
             _raw_word(word)
         hits = list(map(memo.__getitem__, words))
-    hashes = set(chain.from_iterable(map(itemgetter(0), hits)))
-    return sorted(hashes), set(chain.from_iterable(map(itemgetter(1), hits)))
+    found = cast("list[tuple[tuple[int, ...], tuple[str, ...]]]", hits)  # every word has its entry now
+    hashes = set(chain.from_iterable(map(itemgetter(0), found)))
+    return sorted(hashes), set(chain.from_iterable(map(itemgetter(1), found)))
 
 
 class StoryItem(BaseModel):

@@ -366,8 +366,8 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
                 m.alias_of = src.alias_of or src
                 m.title, m.official, m.org = src.title, src.official, src.org
         covered = {i for m in out for i in range(m.start, m.end)}
-        for i, t in enumerate(toks):
-            src = surnames.get(t[1:] if t[:1] == "و" and t[1:] in surnames else t)
+        for i, tok in enumerate(toks):
+            src = surnames.get(tok[1:] if tok[:1] == "و" and tok[1:] in surnames else tok)
             if src is not None and i not in covered and (src.sent is not sent or i >= src.end):
                 out.append(Mention(i, i + 1, official=src.official, title=src.title, country=src.country, org=src.org,
                                    name=(i, i + 1), high=src.high, former=src.former, alias_of=src.alias_of or src))
@@ -615,7 +615,7 @@ def _words_between(sent: Sentence, hits: list[Hit], a: int, b: int) -> int:
     after its verb ("وصل إلى القاهرة، مساء اليوم الأحد، وزير ...") is near; one in a later clause ("في زيارة تستغرق
     48 ساعة في إطار ... من خطة ترمب") is not."""
     toks = sent.toks
-    skip = set()
+    skip: set[int] = set()
     for s, e, k, _p in hits:
         if k in ("place", "nat") and a <= s < b:
             skip.update(range(s, e))
@@ -667,10 +667,10 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
     # stays the sentence's traveller across clauses
     hosts: set[int] = set()
     subjects: set[int] = set()
-    for s0, e, k, p in hits:
-        if k == "invitation":
+    for s0, e, kd, p in hits:
+        if kd == "invitation":
             hosts.update(id(m) for m in mentions if e <= m.start <= e + 3)
-        elif k == "trig" and p in ("meeting", "hosting"):
+        elif kd == "trig" and p in ("meeting", "hosting"):
             pre = [m for m in mentions if m.end <= s0 and s0 - m.end <= 3]
             post = [m for m in mentions if m.start >= e]
             chain: list[Mention] = []
@@ -855,12 +855,12 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             continue
         # coordinated subjects: "ويتكوف وكوشنر", "ويتكوف، ومستشار البيت الأبيض كوشنر، سيصلان"
         ms = sorted(mentions, key=lambda m: m.start)
-        first, chain = subj[0], subj[0]
+        first, link = subj[0], subj[0]
         for m in ms if first.sent is sent else []:
-            if m.start >= chain.end and m.start - chain.end <= 1 and (
-                    _conj(sent, m.start) or toks[chain.end:m.start] == [","]) and (m.start < s or m.start > e):
+            if m.start >= link.end and m.start - link.end <= 1 and (
+                    _conj(sent, m.start) or toks[link.end:m.start] == [","]) and (m.start < s or m.start > e):
                 subj.append(m)
-                chain = m
+                link = m
         if first.sent is sent and first.end <= s and _conj(sent, first.start):
             for m in reversed([x for x in ms if x.end <= first.start]):
                 if first.start - m.end <= 1:
@@ -947,7 +947,7 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
             mentions = _mentions(sent, hits, kn, present, surnames)
             fs = []
         else:  # neither a trigger nor an official: nothing to find, the context stays
-            mentions = fs = []
+            mentions, fs = [], []
         for f in fs:
             f.identity = identity(f.mention, kn)
         comp = _companions(sent, mentions, fs, found[-1] if found and si - found_idx <= 2 else None, found, kn) \
