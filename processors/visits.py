@@ -37,7 +37,7 @@ How a visit is found, sentence by sentence:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from operator import itemgetter
 
@@ -298,7 +298,8 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
         if t.id in ENVOY_TITLES or t.as_role == "envoy":
             m.end = _title_tail(toks, m.end, place_ends)
         m.role_span = (s, m.end)
-        m.former = m.end < len(toks) and toks[m.end] in FORMER_WORDS
+        # (not for a generic "المسؤول الأممي السابق", an epithet of someone's past post)
+        m.former = m.end < len(toks) and toks[m.end] in FORMER_WORDS and "official" not in t.id
         # a name right after the role: a known official, else a plain written name; a bracketed abbreviation
         # may come between ("المفوض العام لوكالة ... (أونروا) فيليب لازاريني")
         k = m.end
@@ -512,6 +513,7 @@ def _first_in(sent: Sentence) -> str | None:
 
 # lexicon terms whose following "إلى X"/"في X" is where the topic is, not where anyone travels
 TOPIC_KINDS = frozenset({"lex:ceasefire", "lex:aid"})
+_CONCERNING = frozenset({"الخاص", "الخاصه", "المعني", "المعنيه", "المتعلق", "المتعلقه", "الخاصين"})
 _INTRO = frozenset({"الي", "في", "العاصمه", "مدينه", "منتجع", ",", "بلده", "لدوله", "دوله"})
 _INTRO_PREFIX = ("ل", "ب", "وب", "ول", "فب", "فل")
 
@@ -543,8 +545,8 @@ def _places_after(hits: list[Hit], sent: Sentence, start: int, stop: int, *, dir
                 last_end = e
                 continue
             break
-        if prev in ("من", "منذ", "عن"):
-            continue
+        if prev in ("من", "منذ", "عن") or prev in _CONCERNING and raw.startswith("ب"):
+            continue  # an origin; "لجنة المانحين الخاصة بفلسطين" (concerning Palestine)
         # "العاصمة المغربية الرباط": the capital named after its adjective
         capital = s >= 2 and sent.stems[s - 2] == "عاصمه"
         intro = prev in _INTRO or capital or (raw.startswith(_INTRO_PREFIX) and not raw.startswith("ال"))
@@ -580,7 +582,6 @@ _LEAD_FUTURE = frozenset(normalize(w) for w in (
 # dual subjects that stand for the two people named before: "وكان الوزيران قد وصلا إلى جدة"
 _DUAL = frozenset({"الوزيران", "الوزيرين", "الرييسان", "الرييسين", "الزعيمان", "الزعيمين", "المبعوثان", "المبعوثين",
                    "الوفدان", "الوفدين", "المسوولان", "المسوولين"})
-_RELATIVE = frozenset({"الذي", "التي", "الذين", "اللذين", "اللتين", "اللذان", "اللتان"})
 _LEAD_ONGOING = frozenset(normalize(w) for w in ("يواصل", "تواصل", "واصل", "واصلت", "ويواصل", "وواصل"))
 
 
@@ -775,11 +776,7 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 subj = [m for m in mentions if m.start >= e and id(m) not in hosts]
             if not subj:
                 continue
-            # a relative clause after the participant describes them, not the venue: "يشارك في المؤتمر وزير الخارجية
-            # النرويجي، الذي يرأس لجنة المانحين الخاصة بفلسطين"
-            stop = next((i for i in range(max(e, subj[0].end if subj[0].sent is sent else e), len(toks))
-                         if toks[i] in _RELATIVE), len(toks))
-            places = _places_after(hits, sent, e, stop, need_fi=True)
+            places = _places_after(hits, sent, e, len(toks), need_fi=True)
             place = places[0][1] if places else None
             if place is None:
                 pb = _places_after(hits, sent, 0, s, need_fi="venue" not in kinds, need_intro="venue" not in kinds)
@@ -971,11 +968,16 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
         named = [m for m in people if m.country and (m.official or m.name) and not m.former]
         for a, b in pairwise(named):  # "وزير الدفاع اللبناني X ونظيره السوري Y": a coordinated pair
             if b.start == a.end and _conj(sent, b.start) and a.country != b.country:
+                if b.title is not None and b.title.id == "counterpart":  # "ونظيره السوري X": X holds a's office
+                    b = replace(b, title=kn.titles.get(b.official.role, a.title) if b.official else a.title)
                 pair, pair_idx = [a, b], si
         if fs:
             last, last_idx = fs[-1].mention, si
         elif people and any(m.official for m in people):
-            last, last_idx = next(m for m in people if m.official), si
+            # the context is the sentence's named official, preferably not the counterpart someone meets
+            offs_ = [m for m in people if m.official]
+            last = next((m for m in offs_ if not (m.title and m.title.id == "counterpart")), offs_[0])
+            last_idx = si
     return found
 
 
@@ -1043,7 +1045,7 @@ def _valid(f: _Found, kn: Knowledge) -> bool:
     m = f.mention
     if not m.high or m.former:
         return False
-    if m.title and m.title.id == "counterpart" and m.official is None:
+    if m.title and m.title.id == "counterpart":
         return False
     if m.country and m.country == f.place.country:
         return False
