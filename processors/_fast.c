@@ -2,7 +2,7 @@
  *
  * analyse_doc() does what processors.analysis._analyse_py does for one title + body: split each text into
  * sentences (normalize.split_sentences), split sentences into whitespace-delimited words (str.split), look each
- * word up in the existing word memos (Vocab._word_stems and normalize._WORD_TOKENS; a miss calls the memo, so the
+ * word up in the existing word memo (Vocab._word_parts: the word's tokens and stems; a miss calls the memo, so the
  * Python normaliser/tokeniser/stemmer computes and memoises it exactly as before), build the Sentence objects
  * (with their token lists), mark the related-headline ("read also") lines (analysis._junk_flags) and scan each
  * sentence's stems for phrase hits (Knowledge.scan) in the Knowledge's own index1/index2 dicts.
@@ -19,12 +19,24 @@
 
 /* sentence enders: [.!?؟؛;…] */
 static inline int is_end(Py_UCS4 c) {
-    return c == '.' || c == '!' || c == '?' || c == 0x061F || c == 0x061B || c == ';' || c == 0x2026;
+    if (c < 128)
+        return c == '.' || c == '!' || c == '?' || c == ';';
+    return c == 0x061F || c == 0x061B || c == 0x2026;
 }
 
 /* characters no sentence holds: enders and line breaks [\n\r\u2028\u2029] */
 static inline int is_break(Py_UCS4 c) {
-    return is_end(c) || c == '\n' || c == '\r' || c == 0x2028 || c == 0x2029;
+    if (c < 128)
+        return c == '.' || c == '!' || c == '?' || c == ';' || c == '\n' || c == '\r';
+    return c == 0x061F || c == 0x061B || c == 0x2026 || c == 0x2028 || c == 0x2029;
+}
+
+/* str.split() whitespace (Py_UNICODE_ISSPACE), without the function call for the letters between U+0100 and
+ * U+167F (Arabic among them), none of which is whitespace */
+static inline int is_space(Py_UCS4 c) {
+    if (c >= 0x100 && c < 0x1680)
+        return 0;
+    return Py_UNICODE_ISSPACE(c);
 }
 
 /* normalize._STRIP: " \t\"'-•*" */
@@ -46,19 +58,6 @@ static inline PyObject *memo_get(PyObject *memo, PyObject *key) {
     if (PyErr_Occurred())
         return NULL;
     return PyObject_GetItem(memo, key);
-}
-
-static int extend_with_tuple(PyObject *list, PyObject *tup) {
-    if (!PyTuple_Check(tup)) {
-        PyErr_SetString(PyExc_TypeError, "word memo values must be tuples");
-        return -1;
-    }
-    Py_ssize_t n = PyTuple_GET_SIZE(tup);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (PyList_Append(list, PyTuple_GET_ITEM(tup, i)) < 0)
-            return -1;
-    }
-    return 0;
 }
 
 /* --- phrase scan (Knowledge.scan) ------------------------------------------------------------------ */
@@ -292,118 +291,155 @@ static PyObject *fast_scan(PyObject *self, PyObject *args) {
 /* --- sentences ------------------------------------------------------------------------------------ */
 
 typedef struct {
-    PyObject *word_stems;  /* Vocab._word_stems memo */
-    PyObject *word_tokens; /* normalize._WORD_TOKENS memo */
-    PyObject *sentence;    /* the Sentence class */
+    PyObject *word_parts; /* Vocab._word_parts memo: raw word -> (tokens, stems) */
+    PyObject *sentence;   /* the Sentence class */
 } Ctx;
 
+static PyObject *s_index, *s_text, *s_toks, *s_stems, *s_words, *s_space;
+
+/* Sentence(index, text, toks, stems): allocated and its slots set directly (what Sentence.__init__ does with
+ * toks given and no words), without running the Python __init__. */
+static PyObject *new_sentence(Ctx *cx, Py_ssize_t index, PyObject *text, PyObject *toks, PyObject *stems) {
+    PyTypeObject *tp = (PyTypeObject *)cx->sentence;
+    PyObject *obj = tp->tp_alloc(tp, 0);
+    if (obj == NULL)
+        return NULL;
+    PyObject *idx = PyLong_FromSsize_t(index);
+    if (idx == NULL || PyObject_GenericSetAttr(obj, s_index, idx) < 0 || PyObject_GenericSetAttr(obj, s_text, text) < 0
+        || PyObject_GenericSetAttr(obj, s_stems, stems) < 0 || PyObject_GenericSetAttr(obj, s_words, Py_None) < 0
+        || PyObject_GenericSetAttr(obj, s_toks, toks) < 0) {
+        Py_XDECREF(idx);
+        Py_DECREF(obj);
+        return NULL;
+    }
+    Py_DECREF(idx);
+    return obj;
+}
+
 /* Append the sentences of ``text`` (normalize.analyse without the presentation-form path) to ``out``; each
- * sentence's index is ``base`` + its position. ``lens`` receives each kept sentence's length (code points). */
-static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base) {
+ * sentence's index is ``base`` + its position. */
+static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base, PyObject ***held, Py_ssize_t *cap) {
     Py_ssize_t L = PyUnicode_GET_LENGTH(text);
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
+    if (L == 0)
+        return 0;
+    Py_UCS4 *buf = PyUnicode_AsUCS4Copy(text);
+    if (buf == NULL)
+        return -1;
     Py_ssize_t pos = 0;
     while (pos < L) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, pos);
-        if (is_break(c)) {
+        if (is_break(buf[pos])) {
             pos++;
             continue;
         }
         Py_ssize_t start = pos;
-        while (pos < L && !is_break(PyUnicode_READ(kind, data, pos)))
+        while (pos < L && !is_break(buf[pos]))
             pos++;
-        while (pos < L && is_end(PyUnicode_READ(kind, data, pos)))
+        while (pos < L && is_end(buf[pos]))
             pos++;
         /* s.strip(_STRIP); dropped when s.strip(_STRIP + ".") is empty */
         Py_ssize_t a = start, b = pos;
-        while (a < b && is_strip(PyUnicode_READ(kind, data, a)))
+        while (a < b && is_strip(buf[a]))
             a++;
-        while (b > a && is_strip(PyUnicode_READ(kind, data, b - 1)))
+        while (b > a && is_strip(buf[b - 1]))
             b--;
         int real = 0;
         for (Py_ssize_t k = a; k < b; k++) {
-            Py_UCS4 x = PyUnicode_READ(kind, data, k);
-            if (!is_strip(x) && x != '.') {
+            if (!is_strip(buf[k]) && buf[k] != '.') {
                 real = 1;
                 break;
             }
         }
         if (!real)
             continue;
-        /* words: str.split() of the sentence; stems/toks from the memos */
-        PyObject *stems = PyList_New(0), *toks = PyList_New(0);
-        if (stems == NULL || toks == NULL) {
-            Py_XDECREF(stems);
-            Py_XDECREF(toks);
-            return -1;
-        }
+        /* words: str.split() of the sentence; tokens and stems from the word memo (each value held in ``held``) */
+        Py_ssize_t nheld = 0, ntok = 0;
         Py_ssize_t k = a;
+        int err = 0;
         while (k < b) {
-            while (k < b && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, k)))
+            while (k < b && is_space(buf[k]))
                 k++;
             if (k >= b)
                 break;
             Py_ssize_t ws = k;
-            while (k < b && !Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, k)))
+            while (k < b && !is_space(buf[k]))
                 k++;
             PyObject *word = PyUnicode_Substring(text, ws, k);
-            if (word == NULL)
-                goto fail_sent;
-            PyObject *st = memo_get(cx->word_stems, word);
-            if (st == NULL) {
-                Py_DECREF(word);
-                goto fail_sent;
+            PyObject *parts = word ? memo_get(cx->word_parts, word) : NULL;
+            Py_XDECREF(word);
+            if (parts == NULL) {
+                err = 1;
+                break;
             }
-            PyObject *tk = memo_get(cx->word_tokens, word);
-            Py_DECREF(word);
-            if (tk == NULL) {
-                Py_DECREF(st);
-                goto fail_sent;
+            if (!PyTuple_Check(parts) || PyTuple_GET_SIZE(parts) != 2 || !PyTuple_Check(PyTuple_GET_ITEM(parts, 0))
+                || !PyTuple_Check(PyTuple_GET_ITEM(parts, 1))
+                || PyTuple_GET_SIZE(PyTuple_GET_ITEM(parts, 0)) != PyTuple_GET_SIZE(PyTuple_GET_ITEM(parts, 1))) {
+                Py_DECREF(parts);
+                PyErr_SetString(PyExc_TypeError, "word memo values must be (tokens, stems) of equal length");
+                err = 1;
+                break;
             }
-            int r = extend_with_tuple(stems, st);
-            if (r == 0)
-                r = extend_with_tuple(toks, tk);
-            Py_DECREF(st);
-            Py_DECREF(tk);
-            if (r < 0)
-                goto fail_sent;
+            if (nheld == *cap) {
+                PyObject **nw = PyMem_Realloc(*held, sizeof(PyObject *) * (*cap * 2));
+                if (nw == NULL) {
+                    Py_DECREF(parts);
+                    PyErr_NoMemory();
+                    err = 1;
+                    break;
+                }
+                *held = nw;
+                *cap *= 2;
+            }
+            (*held)[nheld++] = parts;
+            ntok += PyTuple_GET_SIZE(PyTuple_GET_ITEM(parts, 0));
         }
-        if (PyList_GET_SIZE(stems) != PyList_GET_SIZE(toks)) {
-            PyErr_SetString(PyExc_RuntimeError, "word memos disagree: not one stem per token");
-            goto fail_sent;
+        PyObject *stems = NULL, *toks = NULL;
+        if (!err && ntok > 0) { /* no tokens: no sentence */
+            stems = PyList_New(ntok);
+            toks = PyList_New(ntok);
+            if (stems == NULL || toks == NULL) {
+                err = 1;
+            } else {
+                Py_ssize_t j = 0;
+                for (Py_ssize_t w = 0; w < nheld; w++) {
+                    PyObject *tt = PyTuple_GET_ITEM((*held)[w], 0), *ss = PyTuple_GET_ITEM((*held)[w], 1);
+                    for (Py_ssize_t q = 0; q < PyTuple_GET_SIZE(tt); q++, j++) {
+                        PyObject *x = PyTuple_GET_ITEM(tt, q), *y = PyTuple_GET_ITEM(ss, q);
+                        Py_INCREF(x);
+                        Py_INCREF(y);
+                        PyList_SET_ITEM(toks, j, x);
+                        PyList_SET_ITEM(stems, j, y);
+                    }
+                }
+            }
         }
-        if (PyList_GET_SIZE(stems) == 0) { /* no tokens: no sentence */
-            Py_DECREF(stems);
-            Py_DECREF(toks);
+        for (Py_ssize_t w = 0; w < nheld; w++)
+            Py_DECREF((*held)[w]);
+        if (err) {
+            Py_XDECREF(stems);
+            Py_XDECREF(toks);
+            goto fail;
+        }
+        if (ntok == 0)
             continue;
-        }
         {
-            PyObject *idx = PyLong_FromSsize_t(base + PyList_GET_SIZE(out));
             PyObject *s = PyUnicode_Substring(text, a, b);
-            PyObject *sent = NULL;
-            if (idx != NULL && s != NULL) {
-                PyObject *argv[4] = {idx, s, toks, stems};
-                sent = PyObject_Vectorcall(cx->sentence, argv, 4, NULL);
-            }
-            Py_XDECREF(idx);
+            PyObject *sent = s ? new_sentence(cx, base + PyList_GET_SIZE(out), s, toks, stems) : NULL;
             Py_XDECREF(s);
             Py_DECREF(stems);
             Py_DECREF(toks);
             if (sent == NULL)
-                return -1;
+                goto fail;
             int r = PyList_Append(out, sent);
             Py_DECREF(sent);
             if (r < 0)
-                return -1;
+                goto fail;
         }
-        continue;
-    fail_sent:
-        Py_DECREF(stems);
-        Py_DECREF(toks);
-        return -1;
     }
+    PyMem_Free(buf);
     return 0;
+fail:
+    PyMem_Free(buf);
+    return -1;
 }
 
 static int has_presentation(PyObject *text) {
@@ -429,49 +465,44 @@ static PyObject *get_attr_list(PyObject *obj, PyObject *name) {
     return v;
 }
 
-/* analyse_doc(title, body, word_stems, word_tokens, index1, index2, firsts, junk_markers, junk_line, end_word,
- *             Sentence) -> (sentences, hits, n_title) | None (presentation forms: use the Python path) */
+/* analyse_doc(title, body, word_parts, index1, index2, firsts, junk_markers, junk_line, end_word, Sentence)
+ * -> (sentences, hits, n_title) | None (presentation forms: use the Python path) */
 static PyObject *fast_analyse_doc(PyObject *self, PyObject *args) {
     PyObject *title, *body, *index1, *index2, *firsts, *markers, *end_word;
     Py_ssize_t junk_line;
     Ctx cx;
-    if (!PyArg_ParseTuple(args, "UUO!OO!O!OO!nUO:analyse_doc", &title, &body, &PyDict_Type, &cx.word_stems,
-                          &cx.word_tokens, &PyDict_Type, &index1, &PyDict_Type, &index2, &firsts, &PyTuple_Type,
-                          &markers, &junk_line, &end_word, &cx.sentence))
+    if (!PyArg_ParseTuple(args, "UUO!O!O!OO!nUO!:analyse_doc", &title, &body, &PyDict_Type, &cx.word_parts,
+                          &PyDict_Type, &index1, &PyDict_Type, &index2, &firsts, &PyTuple_Type, &markers, &junk_line,
+                          &end_word, &PyType_Type, &cx.sentence))
         return NULL;
-    if (!PyDict_Check(cx.word_tokens) || !PyAnySet_Check(firsts)) {
-        PyErr_SetString(PyExc_TypeError, "word_tokens must be a dict, firsts a set");
+    if (!PyAnySet_Check(firsts)) {
+        PyErr_SetString(PyExc_TypeError, "firsts must be a set or frozenset");
         return NULL;
     }
     if (has_presentation(title) || has_presentation(body))
         Py_RETURN_NONE;
-    static PyObject *s_text = NULL, *s_toks = NULL, *s_stems = NULL, *s_space = NULL;
-    if (s_text == NULL) {
-        s_text = PyUnicode_InternFromString("text");
-        s_toks = PyUnicode_InternFromString("toks");
-        s_stems = PyUnicode_InternFromString("stems");
-        s_space = PyUnicode_InternFromString(" ");
-        if (!s_text || !s_toks || !s_stems || !s_space)
-            return NULL;
-    }
     PyObject *sents = PyList_New(0);
     PyObject *hits = NULL;
     if (sents == NULL)
         return NULL;
-    if (analyse_text(&cx, title, sents, 0) < 0)
+    Py_ssize_t cap = 64;
+    PyObject **held = PyMem_Malloc(sizeof(PyObject *) * cap); /* scratch: the memo values of one sentence */
+    if (held == NULL) {
+        PyErr_NoMemory();
         goto fail;
-    Py_ssize_t n_title = PyList_GET_SIZE(sents);
-    {
-        PyObject *bs = PyList_New(0);
-        if (bs == NULL)
-            goto fail;
-        int r = analyse_text(&cx, body, bs, n_title);
-        if (r == 0)
-            r = PyList_SetSlice(sents, n_title, n_title, bs);
-        Py_DECREF(bs);
-        if (r < 0)
-            goto fail;
     }
+    int rt = analyse_text(&cx, title, sents, 0, &held, &cap);
+    Py_ssize_t n_title = PyList_GET_SIZE(sents);
+    if (rt == 0) {
+        PyObject *bs = PyList_New(0);
+        rt = bs == NULL ? -1 : analyse_text(&cx, body, bs, n_title, &held, &cap);
+        if (rt == 0)
+            rt = PyList_SetSlice(sents, n_title, n_title, bs);
+        Py_XDECREF(bs);
+    }
+    PyMem_Free(held);
+    if (rt < 0)
+        goto fail;
     Py_ssize_t n = PyList_GET_SIZE(sents);
     hits = PyList_New(n);
     if (hits == NULL)
@@ -561,8 +592,8 @@ fail:
 
 static PyMethodDef methods[] = {
     {"analyse_doc", fast_analyse_doc, METH_VARARGS,
-     "analyse_doc(title, body, word_stems, word_tokens, index1, index2, firsts, junk_markers, junk_line, end_word, "
-     "Sentence) -> (sentences, hits, n_title), or None for text with presentation forms."},
+     "analyse_doc(title, body, word_parts, index1, index2, firsts, junk_markers, junk_line, end_word, Sentence) -> "
+     "(sentences, hits, n_title), or None for text with presentation forms."},
     {"scan", fast_scan, METH_VARARGS, "scan(stems, index1, index2, firsts) -> hits, as Knowledge.scan."},
     {NULL, NULL, 0, NULL},
 };
@@ -570,4 +601,14 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "processors._fast",
                                     "C accelerator for processors.analysis (optional).", -1, methods};
 
-PyMODINIT_FUNC PyInit__fast(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__fast(void) {
+    s_index = PyUnicode_InternFromString("index");
+    s_text = PyUnicode_InternFromString("text");
+    s_toks = PyUnicode_InternFromString("toks");
+    s_stems = PyUnicode_InternFromString("stems");
+    s_words = PyUnicode_InternFromString("_words");
+    s_space = PyUnicode_InternFromString(" ");
+    if (!s_index || !s_text || !s_toks || !s_stems || !s_words || !s_space)
+        return NULL;
+    return PyModule_Create(&module);
+}

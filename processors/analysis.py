@@ -9,7 +9,7 @@ from types import ModuleType
 from typing import Any
 
 from processors.knowledge import Knowledge, get_knowledge
-from processors.normalize import _WORD_TOKENS, Sentence, analyse, normalize
+from processors.normalize import Sentence, analyse, normalize
 
 
 def _load_fast() -> ModuleType | None:
@@ -108,7 +108,7 @@ def _analyse_c(title: str, body: str, kn: Knowledge) -> Doc | None:
     """``_analyse_py`` by the C accelerator, reading the Knowledge's own memos and phrase index (sentences get their
     token lists at once); None for text with presentation forms (normalised as a whole: the Python path)."""
     assert _fast is not None
-    res = _fast.analyse_doc(title, body, kn.vocab._word_stems, _WORD_TOKENS, kn.index1, kn.index2, kn.firsts,
+    res = _fast.analyse_doc(title, body, kn.vocab._word_parts, kn.index1, kn.index2, kn.firsts,
                             JUNK_MARKERS, JUNK_LINE, _END_WORD, Sentence)
     return None if res is None else Doc(*res)
 
