@@ -8,6 +8,9 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /app
 COPY . /app
+# python:3.11-slim has no C compiler: the optional accelerator processors._fast (setup.py, optional=True) is skipped
+# and the classifier runs its pure-Python path (same results, ~2x slower per article; see BENCHMARKS.md). Add
+# `apt-get install -y gcc` before this step to build it.
 # Editable install: the analyst-editable YAML under /app/config is found beside the packages
 # (trucewatch.settings.PACKAGE_CONFIG_DIR), and can be overridden by mounting TRUCEWATCH_CONFIG_DIR.
 RUN pip install -e '.[rocksdb]' \

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from processors.knowledge import Knowledge, get_knowledge
 from processors.normalize import Sentence, analyse, normalize
+
+
+def _load_fast() -> ModuleType | None:
+    """The optional C accelerator (processors/_fast.c), unless TRUCEWATCH_PURE_PYTHON is set (not "" or "0")."""
+    if os.environ.get("TRUCEWATCH_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from processors import _fast  # type: ignore[attr-defined]
+    except ImportError:  # not built (no compiler at install time): the pure-Python path, same results
+        return None
+    return _fast  # type: ignore[no-any-return]
+
+
+_fast = _load_fast()
 
 MAX_CHARS = 200_000  # analyse at most this much text of one article (news articles are far shorter)
 
@@ -20,6 +36,7 @@ JUNK_MARKERS = tuple(normalize(m) for m in (
     "المزيد من الأخبار", "كلمات دلالية", "الأكثر قراءة", "اخترنا لك", "مقالات ذات صلة", "تابعونا",
 ))
 JUNK_LINE = 140  # a related-headline line is shorter than this
+_END_WORD = "نهايه"  # "مواضيع قد تهمك نهاية": the block ends here
 _JUNK_RE = re.compile("|".join(re.escape(m) for m in JUNK_MARKERS))
 
 
@@ -28,11 +45,11 @@ def _junk_flags(sents: list[Sentence]) -> list[bool]:
     in_junk = False
     for s in sents:
         if len(s.text) < JUNK_LINE and _JUNK_RE.search(" ".join(s.toks[:6])):
-            in_junk = "نهايه" not in s.toks
+            in_junk = _END_WORD not in s.toks
             flags.append(True)
             continue
         if in_junk:
-            if "نهايه" in s.toks:  # "مواضيع قد تهمك نهاية": the block ends here
+            if _END_WORD in s.toks:
                 flags.append(True)
                 in_junk = False
                 continue
@@ -67,17 +84,33 @@ def _analyse(title: str, body: str, kn_id: int, kn: Knowledge) -> Doc:
     doc = _memo.get(key)
     if doc is not None:
         return doc
+    doc = _analyse_c(title, body, kn) if _fast is not None else None
+    if doc is None:
+        doc = _analyse_py(title, body, kn)
+    if len(_memo) >= 8:  # the enrich agent calls classify() then extract_visits() on the same article
+        _memo.pop(next(iter(_memo)))
+    _memo[key] = doc
+    return doc
+
+
+def _analyse_py(title: str, body: str, kn: Knowledge) -> Doc:
+    """The pure-Python analysis of a title and a body."""
     ts = analyse(title, kn.vocab) if title else []
     bs = analyse(body, kn.vocab) if body else []
     sents = ts + bs
     for i, s in enumerate(sents):
         s.index = i
     junk = [False] * len(ts) + _junk_flags(bs)
-    doc = Doc(sents, [[] if j else kn.scan(s.stems) for s, j in zip(sents, junk, strict=True)], len(ts))
-    if len(_memo) >= 8:  # the enrich agent calls classify() then extract_visits() on the same article
-        _memo.pop(next(iter(_memo)))
-    _memo[key] = doc
-    return doc
+    return Doc(sents, [[] if j else kn.scan(s.stems) for s, j in zip(sents, junk, strict=True)], len(ts))
+
+
+def _analyse_c(title: str, body: str, kn: Knowledge) -> Doc | None:
+    """``_analyse_py`` by the C accelerator, reading the Knowledge's own memos and phrase index (sentences get their
+    token lists at once); None for text with presentation forms (normalised as a whole: the Python path)."""
+    assert _fast is not None
+    res = _fast.analyse_doc(title, body, kn.vocab._word_parts, kn.index1, kn.index2, kn.firsts,
+                            JUNK_MARKERS, JUNK_LINE, _END_WORD, Sentence)
+    return None if res is None else Doc(*res)
 
 
 def article_parts(title: str, summary: str, body: str) -> tuple[str, str]:

@@ -182,6 +182,8 @@ class Vocab:
         self.words: set[str] = set()
         self._cache: _Memo[str] = _Memo(self._stem)
         self._word_stems: _Memo[tuple[str, ...]] = _Memo(self._stems_of_word)
+        # raw word -> (its tokens, their stems): one lookup per word for the C accelerator (processors/_fast.c)
+        self._word_parts: _Memo[tuple[tuple[str, ...], tuple[str, ...]]] = _Memo(self._parts_of_word)
         for w in words:
             self.add(w)
 
@@ -191,6 +193,7 @@ class Vocab:
         self.words.add(b)
         self._cache.clear()
         self._word_stems.clear()
+        self._word_parts.clear()
         return b
 
     def stem(self, tok: str) -> str:
@@ -203,6 +206,9 @@ class Vocab:
 
     def _stems_of_word(self, word: str) -> tuple[str, ...]:
         return tuple(map(self._cache.__getitem__, _WORD_TOKENS[word]))
+
+    def _parts_of_word(self, word: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return _WORD_TOKENS[word], self._word_stems[word]
 
     def _stem(self, tok: str) -> str:
         words = self.words

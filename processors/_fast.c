@@ -1,0 +1,614 @@
+/* processors._fast: the per-article analysis loop of processors.analysis in C (optional accelerator).
+ *
+ * analyse_doc() does what processors.analysis._analyse_py does for one title + body: split each text into
+ * sentences (normalize.split_sentences), split sentences into whitespace-delimited words (str.split), look each
+ * word up in the existing word memo (Vocab._word_parts: the word's tokens and stems; a miss calls the memo, so the
+ * Python normaliser/tokeniser/stemmer computes and memoises it exactly as before), build the Sentence objects
+ * (with their token lists), mark the related-headline ("read also") lines (analysis._junk_flags) and scan each
+ * sentence's stems for phrase hits (Knowledge.scan) in the Knowledge's own index1/index2 dicts.
+ *
+ * Nothing of the knowledge is copied: every call reads the dicts it is given. Text with Arabic presentation forms
+ * (normalised as a whole with NFKC) is not handled here: analyse_doc returns None and the caller uses the Python
+ * path. The results are the same Python structures, equal to the pure-Python ones (tests/processors/
+ * test_fast_parity.py).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+/* --- characters ---------------------------------------------------------------------------------- */
+
+/* sentence enders: [.!?؟؛;…] */
+static inline int is_end(Py_UCS4 c) {
+    if (c < 128)
+        return c == '.' || c == '!' || c == '?' || c == ';';
+    return c == 0x061F || c == 0x061B || c == 0x2026;
+}
+
+/* characters no sentence holds: enders and line breaks [\n\r\u2028\u2029] */
+static inline int is_break(Py_UCS4 c) {
+    if (c < 128)
+        return c == '.' || c == '!' || c == '?' || c == ';' || c == '\n' || c == '\r';
+    return c == 0x061F || c == 0x061B || c == 0x2026 || c == 0x2028 || c == 0x2029;
+}
+
+/* str.split() whitespace (Py_UNICODE_ISSPACE), without the function call for the letters between U+0100 and
+ * U+167F (Arabic among them), none of which is whitespace */
+static inline int is_space(Py_UCS4 c) {
+    if (c >= 0x100 && c < 0x1680)
+        return 0;
+    return Py_UNICODE_ISSPACE(c);
+}
+
+/* normalize._STRIP: " \t\"'-•*" */
+static inline int is_strip(Py_UCS4 c) {
+    return c == ' ' || c == '\t' || c == '"' || c == '\'' || c == '-' || c == 0x2022 || c == '*';
+}
+
+static inline int is_presentation(Py_UCS4 c) { return c >= 0xFB50 && c <= 0xFEFE; }
+
+/* --- word memos ---------------------------------------------------------------------------------- */
+
+/* memo[key] with the dict lookup in C; a missing key goes through the memo's __missing__ (computes and stores). */
+static inline PyObject *memo_get(PyObject *memo, PyObject *key) {
+    PyObject *v = PyDict_GetItemWithError(memo, key);
+    if (v != NULL) {
+        Py_INCREF(v);
+        return v;
+    }
+    if (PyErr_Occurred())
+        return NULL;
+    return PyObject_GetItem(memo, key);
+}
+
+/* --- phrase scan (Knowledge.scan) ------------------------------------------------------------------ */
+
+#define MAX_KINDS 64
+
+typedef struct {
+    PyObject *kind[MAX_KINDS]; /* borrowed */
+    Py_ssize_t until[MAX_KINDS];
+    int n;
+    PyObject *overflow; /* a dict, once there are more kinds than slots */
+} Busy;
+
+static int kind_eq(PyObject *a, PyObject *b) {
+    if (a == b)
+        return 1;
+    return PyObject_RichCompareBool(a, b, Py_EQ);
+}
+
+/* busy.get(kind, 0); -1 on error */
+static Py_ssize_t busy_get(Busy *b, PyObject *kind) {
+    for (int k = 0; k < b->n; k++) {
+        int eq = kind_eq(b->kind[k], kind);
+        if (eq < 0)
+            return -1;
+        if (eq)
+            return b->until[k];
+    }
+    if (b->overflow != NULL) {
+        PyObject *v = PyDict_GetItemWithError(b->overflow, kind);
+        if (v != NULL)
+            return PyLong_AsSsize_t(v);
+        if (PyErr_Occurred())
+            return -1;
+    }
+    return 0;
+}
+
+static int busy_set(Busy *b, PyObject *kind, Py_ssize_t until) {
+    for (int k = 0; k < b->n; k++) {
+        int eq = kind_eq(b->kind[k], kind);
+        if (eq < 0)
+            return -1;
+        if (eq) {
+            b->until[k] = until;
+            return 0;
+        }
+    }
+    if (b->n < MAX_KINDS) {
+        b->kind[b->n] = kind;
+        b->until[b->n] = until;
+        b->n++;
+        return 0;
+    }
+    if (b->overflow == NULL && (b->overflow = PyDict_New()) == NULL)
+        return -1;
+    PyObject *v = PyLong_FromSsize_t(until);
+    if (v == NULL)
+        return -1;
+    int r = PyDict_SetItem(b->overflow, kind, v);
+    Py_DECREF(v);
+    return r;
+}
+
+static int add_hit(PyObject *hits, Py_ssize_t s, Py_ssize_t e, PyObject *kind, PyObject *payload) {
+    PyObject *a = PyLong_FromSsize_t(s);
+    PyObject *z = PyLong_FromSsize_t(e);
+    if (a == NULL || z == NULL) {
+        Py_XDECREF(a);
+        Py_XDECREF(z);
+        return -1;
+    }
+    Py_INCREF(kind);
+    Py_INCREF(payload);
+    PyObject *t = PyTuple_Pack(4, a, z, kind, payload);
+    Py_DECREF(a);
+    Py_DECREF(z);
+    Py_DECREF(kind);
+    Py_DECREF(payload);
+    if (t == NULL)
+        return -1;
+    int r = PyList_Append(hits, t);
+    Py_DECREF(t);
+    return r;
+}
+
+/* Knowledge.scan(stems) over the given index1 (stem -> [(kind, payload)]), index2 ((stem, stem) ->
+ * [(phrase, kind, payload)], longest first) and firsts (the first stems of all phrases). */
+static PyObject *scan_stems(PyObject *stems, PyObject *index1, PyObject *index2, PyObject *firsts) {
+    Py_ssize_t n = PyList_GET_SIZE(stems);
+    PyObject *hits = PyList_New(0);
+    if (hits == NULL)
+        return NULL;
+    Busy busy;
+    busy.n = 0;
+    busy.overflow = NULL;
+    Py_ssize_t open_until = 0;
+    PyObject *pair = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *st = PyList_GET_ITEM(stems, i);
+        int in = PySet_Contains(firsts, st); /* no phrase starts with this stem: neither index has an entry */
+        if (in < 0)
+            goto fail;
+        if (!in)
+            continue;
+        PyObject *multi = NULL; /* borrowed */
+        if (i + 1 < n) {
+            pair = PyTuple_Pack(2, st, PyList_GET_ITEM(stems, i + 1));
+            if (pair == NULL)
+                goto fail;
+            multi = PyDict_GetItemWithError(index2, pair);
+            Py_CLEAR(pair);
+            if (multi == NULL && PyErr_Occurred())
+                goto fail;
+        }
+        PyObject *single = PyDict_GetItemWithError(index1, st);
+        if (single == NULL && PyErr_Occurred())
+            goto fail;
+        if (multi != NULL) {
+            Py_INCREF(multi);
+            Py_ssize_t nm = PySequence_Size(multi);
+            for (Py_ssize_t q = 0; q < nm; q++) {
+                PyObject *entry = PySequence_GetItem(multi, q);
+                if (entry == NULL || !PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 3) {
+                    Py_XDECREF(entry);
+                    Py_DECREF(multi);
+                    if (!PyErr_Occurred())
+                        PyErr_SetString(PyExc_TypeError, "index2 entries must be (phrase, kind, payload)");
+                    goto fail;
+                }
+                PyObject *ph = PyTuple_GET_ITEM(entry, 0), *kind = PyTuple_GET_ITEM(entry, 1),
+                         *payload = PyTuple_GET_ITEM(entry, 2);
+                Py_ssize_t m = PyTuple_Size(ph);
+                Py_ssize_t b = busy_get(&busy, kind);
+                if (m < 0 || (b < 0 && PyErr_Occurred())) {
+                    Py_DECREF(entry);
+                    Py_DECREF(multi);
+                    goto fail;
+                }
+                if (b > i) {
+                    Py_DECREF(entry);
+                    continue;
+                }
+                int ok = (m == 2);
+                if (!ok && i + m <= n) {
+                    ok = 1;
+                    for (Py_ssize_t k = 2; k < m; k++) {
+                        int eq = kind_eq(PyList_GET_ITEM(stems, i + k), PyTuple_GET_ITEM(ph, k));
+                        if (eq < 0) {
+                            Py_DECREF(entry);
+                            Py_DECREF(multi);
+                            goto fail;
+                        }
+                        if (!eq) {
+                            ok = 0;
+                            break;
+                        }
+                    }
+                }
+                if (ok) {
+                    if (add_hit(hits, i, i + m, kind, payload) < 0 || busy_set(&busy, kind, i + m) < 0) {
+                        Py_DECREF(entry);
+                        Py_DECREF(multi);
+                        goto fail;
+                    }
+                    if (i + m > open_until)
+                        open_until = i + m;
+                }
+                Py_DECREF(entry);
+            }
+            Py_DECREF(multi);
+            if (nm < 0)
+                goto fail;
+        }
+        if (single != NULL) {
+            Py_INCREF(single);
+            Py_ssize_t ns = PySequence_Size(single);
+            for (Py_ssize_t q = 0; q < ns; q++) {
+                PyObject *entry = PySequence_GetItem(single, q);
+                if (entry == NULL || !PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2) {
+                    Py_XDECREF(entry);
+                    Py_DECREF(single);
+                    if (!PyErr_Occurred())
+                        PyErr_SetString(PyExc_TypeError, "index1 entries must be (kind, payload)");
+                    goto fail;
+                }
+                PyObject *kind = PyTuple_GET_ITEM(entry, 0), *payload = PyTuple_GET_ITEM(entry, 1);
+                int take = 1;
+                if (i < open_until) {
+                    Py_ssize_t b = busy_get(&busy, kind);
+                    if (b < 0 && PyErr_Occurred()) {
+                        Py_DECREF(entry);
+                        Py_DECREF(single);
+                        goto fail;
+                    }
+                    take = b <= i;
+                }
+                if (take && add_hit(hits, i, i + 1, kind, payload) < 0) {
+                    Py_DECREF(entry);
+                    Py_DECREF(single);
+                    goto fail;
+                }
+                Py_DECREF(entry);
+            }
+            Py_DECREF(single);
+            if (ns < 0)
+                goto fail;
+        }
+    }
+    Py_XDECREF(busy.overflow);
+    return hits;
+fail:
+    Py_XDECREF(pair);
+    Py_XDECREF(busy.overflow);
+    Py_DECREF(hits);
+    return NULL;
+}
+
+static PyObject *fast_scan(PyObject *self, PyObject *args) {
+    PyObject *stems, *index1, *index2, *firsts;
+    if (!PyArg_ParseTuple(args, "O!O!O!O:scan", &PyList_Type, &stems, &PyDict_Type, &index1, &PyDict_Type, &index2,
+                          &firsts))
+        return NULL;
+    if (!PyAnySet_Check(firsts)) {
+        PyErr_SetString(PyExc_TypeError, "firsts must be a set or frozenset");
+        return NULL;
+    }
+    return scan_stems(stems, index1, index2, firsts);
+}
+
+/* --- sentences ------------------------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject *word_parts; /* Vocab._word_parts memo: raw word -> (tokens, stems) */
+    PyObject *sentence;   /* the Sentence class */
+} Ctx;
+
+static PyObject *s_index, *s_text, *s_toks, *s_stems, *s_words, *s_space;
+
+/* Sentence(index, text, toks, stems): allocated and its slots set directly (what Sentence.__init__ does with
+ * toks given and no words), without running the Python __init__. */
+static PyObject *new_sentence(Ctx *cx, Py_ssize_t index, PyObject *text, PyObject *toks, PyObject *stems) {
+    PyTypeObject *tp = (PyTypeObject *)cx->sentence;
+    PyObject *obj = tp->tp_alloc(tp, 0);
+    if (obj == NULL)
+        return NULL;
+    PyObject *idx = PyLong_FromSsize_t(index);
+    if (idx == NULL || PyObject_GenericSetAttr(obj, s_index, idx) < 0 || PyObject_GenericSetAttr(obj, s_text, text) < 0
+        || PyObject_GenericSetAttr(obj, s_stems, stems) < 0 || PyObject_GenericSetAttr(obj, s_words, Py_None) < 0
+        || PyObject_GenericSetAttr(obj, s_toks, toks) < 0) {
+        Py_XDECREF(idx);
+        Py_DECREF(obj);
+        return NULL;
+    }
+    Py_DECREF(idx);
+    return obj;
+}
+
+/* Append the sentences of ``text`` (normalize.analyse without the presentation-form path) to ``out``; each
+ * sentence's index is ``base`` + its position. */
+static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base, PyObject ***held, Py_ssize_t *cap) {
+    Py_ssize_t L = PyUnicode_GET_LENGTH(text);
+    if (L == 0)
+        return 0;
+    Py_UCS4 *buf = PyUnicode_AsUCS4Copy(text);
+    if (buf == NULL)
+        return -1;
+    Py_ssize_t pos = 0;
+    while (pos < L) {
+        if (is_break(buf[pos])) {
+            pos++;
+            continue;
+        }
+        Py_ssize_t start = pos;
+        while (pos < L && !is_break(buf[pos]))
+            pos++;
+        while (pos < L && is_end(buf[pos]))
+            pos++;
+        /* s.strip(_STRIP); dropped when s.strip(_STRIP + ".") is empty */
+        Py_ssize_t a = start, b = pos;
+        while (a < b && is_strip(buf[a]))
+            a++;
+        while (b > a && is_strip(buf[b - 1]))
+            b--;
+        int real = 0;
+        for (Py_ssize_t k = a; k < b; k++) {
+            if (!is_strip(buf[k]) && buf[k] != '.') {
+                real = 1;
+                break;
+            }
+        }
+        if (!real)
+            continue;
+        /* words: str.split() of the sentence; tokens and stems from the word memo (each value held in ``held``) */
+        Py_ssize_t nheld = 0, ntok = 0;
+        Py_ssize_t k = a;
+        int err = 0;
+        while (k < b) {
+            while (k < b && is_space(buf[k]))
+                k++;
+            if (k >= b)
+                break;
+            Py_ssize_t ws = k;
+            while (k < b && !is_space(buf[k]))
+                k++;
+            PyObject *word = PyUnicode_Substring(text, ws, k);
+            PyObject *parts = word ? memo_get(cx->word_parts, word) : NULL;
+            Py_XDECREF(word);
+            if (parts == NULL) {
+                err = 1;
+                break;
+            }
+            if (!PyTuple_Check(parts) || PyTuple_GET_SIZE(parts) != 2 || !PyTuple_Check(PyTuple_GET_ITEM(parts, 0))
+                || !PyTuple_Check(PyTuple_GET_ITEM(parts, 1))
+                || PyTuple_GET_SIZE(PyTuple_GET_ITEM(parts, 0)) != PyTuple_GET_SIZE(PyTuple_GET_ITEM(parts, 1))) {
+                Py_DECREF(parts);
+                PyErr_SetString(PyExc_TypeError, "word memo values must be (tokens, stems) of equal length");
+                err = 1;
+                break;
+            }
+            if (nheld == *cap) {
+                PyObject **nw = PyMem_Realloc(*held, sizeof(PyObject *) * (*cap * 2));
+                if (nw == NULL) {
+                    Py_DECREF(parts);
+                    PyErr_NoMemory();
+                    err = 1;
+                    break;
+                }
+                *held = nw;
+                *cap *= 2;
+            }
+            (*held)[nheld++] = parts;
+            ntok += PyTuple_GET_SIZE(PyTuple_GET_ITEM(parts, 0));
+        }
+        PyObject *stems = NULL, *toks = NULL;
+        if (!err && ntok > 0) { /* no tokens: no sentence */
+            stems = PyList_New(ntok);
+            toks = PyList_New(ntok);
+            if (stems == NULL || toks == NULL) {
+                err = 1;
+            } else {
+                Py_ssize_t j = 0;
+                for (Py_ssize_t w = 0; w < nheld; w++) {
+                    PyObject *tt = PyTuple_GET_ITEM((*held)[w], 0), *ss = PyTuple_GET_ITEM((*held)[w], 1);
+                    for (Py_ssize_t q = 0; q < PyTuple_GET_SIZE(tt); q++, j++) {
+                        PyObject *x = PyTuple_GET_ITEM(tt, q), *y = PyTuple_GET_ITEM(ss, q);
+                        Py_INCREF(x);
+                        Py_INCREF(y);
+                        PyList_SET_ITEM(toks, j, x);
+                        PyList_SET_ITEM(stems, j, y);
+                    }
+                }
+            }
+        }
+        for (Py_ssize_t w = 0; w < nheld; w++)
+            Py_DECREF((*held)[w]);
+        if (err) {
+            Py_XDECREF(stems);
+            Py_XDECREF(toks);
+            goto fail;
+        }
+        if (ntok == 0)
+            continue;
+        {
+            PyObject *s = PyUnicode_Substring(text, a, b);
+            PyObject *sent = s ? new_sentence(cx, base + PyList_GET_SIZE(out), s, toks, stems) : NULL;
+            Py_XDECREF(s);
+            Py_DECREF(stems);
+            Py_DECREF(toks);
+            if (sent == NULL)
+                goto fail;
+            int r = PyList_Append(out, sent);
+            Py_DECREF(sent);
+            if (r < 0)
+                goto fail;
+        }
+    }
+    PyMem_Free(buf);
+    return 0;
+fail:
+    PyMem_Free(buf);
+    return -1;
+}
+
+static int has_presentation(PyObject *text) {
+    if (PyUnicode_MAX_CHAR_VALUE(text) < 0xFB50)
+        return 0;
+    Py_ssize_t L = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    for (Py_ssize_t i = 0; i < L; i++) {
+        if (is_presentation(PyUnicode_READ(kind, data, i)))
+            return 1;
+    }
+    return 0;
+}
+
+static PyObject *get_attr_list(PyObject *obj, PyObject *name) {
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v != NULL && !PyList_Check(v)) {
+        Py_DECREF(v);
+        PyErr_SetString(PyExc_TypeError, "Sentence.toks/stems must be lists");
+        return NULL;
+    }
+    return v;
+}
+
+/* analyse_doc(title, body, word_parts, index1, index2, firsts, junk_markers, junk_line, end_word, Sentence)
+ * -> (sentences, hits, n_title) | None (presentation forms: use the Python path) */
+static PyObject *fast_analyse_doc(PyObject *self, PyObject *args) {
+    PyObject *title, *body, *index1, *index2, *firsts, *markers, *end_word;
+    Py_ssize_t junk_line;
+    Ctx cx;
+    if (!PyArg_ParseTuple(args, "UUO!O!O!OO!nUO!:analyse_doc", &title, &body, &PyDict_Type, &cx.word_parts,
+                          &PyDict_Type, &index1, &PyDict_Type, &index2, &firsts, &PyTuple_Type, &markers, &junk_line,
+                          &end_word, &PyType_Type, &cx.sentence))
+        return NULL;
+    if (!PyAnySet_Check(firsts)) {
+        PyErr_SetString(PyExc_TypeError, "firsts must be a set or frozenset");
+        return NULL;
+    }
+    if (has_presentation(title) || has_presentation(body))
+        Py_RETURN_NONE;
+    PyObject *sents = PyList_New(0);
+    PyObject *hits = NULL;
+    if (sents == NULL)
+        return NULL;
+    Py_ssize_t cap = 64;
+    PyObject **held = PyMem_Malloc(sizeof(PyObject *) * cap); /* scratch: the memo values of one sentence */
+    if (held == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    int rt = analyse_text(&cx, title, sents, 0, &held, &cap);
+    Py_ssize_t n_title = PyList_GET_SIZE(sents);
+    if (rt == 0) {
+        PyObject *bs = PyList_New(0);
+        rt = bs == NULL ? -1 : analyse_text(&cx, body, bs, n_title, &held, &cap);
+        if (rt == 0)
+            rt = PyList_SetSlice(sents, n_title, n_title, bs);
+        Py_XDECREF(bs);
+    }
+    PyMem_Free(held);
+    if (rt < 0)
+        goto fail;
+    Py_ssize_t n = PyList_GET_SIZE(sents);
+    hits = PyList_New(n);
+    if (hits == NULL)
+        goto fail;
+    int in_junk = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *s = PyList_GET_ITEM(sents, i);
+        int junk = 0;
+        if (i >= n_title) { /* analysis._junk_flags over the body sentences */
+            PyObject *text = PyObject_GetAttr(s, s_text);
+            PyObject *toks = text ? get_attr_list(s, s_toks) : NULL;
+            if (toks == NULL) {
+                Py_XDECREF(text);
+                goto fail;
+            }
+            Py_ssize_t tl = PyUnicode_GET_LENGTH(text);
+            Py_DECREF(text);
+            int decided = 0;
+            if (tl < junk_line) {
+                PyObject *head = PyList_GetSlice(toks, 0, 6);
+                PyObject *joined = head ? PyUnicode_Join(s_space, head) : NULL;
+                Py_XDECREF(head);
+                if (joined == NULL) {
+                    Py_DECREF(toks);
+                    goto fail;
+                }
+                int found = 0;
+                for (Py_ssize_t q = 0; q < PyTuple_GET_SIZE(markers) && !found; q++) {
+                    found = PyUnicode_Contains(joined, PyTuple_GET_ITEM(markers, q));
+                    if (found < 0) {
+                        Py_DECREF(joined);
+                        Py_DECREF(toks);
+                        goto fail;
+                    }
+                }
+                Py_DECREF(joined);
+                if (found) {
+                    int has_end = PySequence_Contains(toks, end_word);
+                    if (has_end < 0) {
+                        Py_DECREF(toks);
+                        goto fail;
+                    }
+                    in_junk = !has_end;
+                    junk = 1;
+                    decided = 1;
+                }
+            }
+            if (!decided && in_junk) {
+                int has_end = PySequence_Contains(toks, end_word);
+                if (has_end < 0) {
+                    Py_DECREF(toks);
+                    goto fail;
+                }
+                if (has_end) {
+                    junk = 1;
+                    in_junk = 0;
+                    decided = 1;
+                } else if (tl >= junk_line) {
+                    in_junk = 0;
+                }
+            }
+            if (!decided)
+                junk = in_junk;
+            Py_DECREF(toks);
+        }
+        PyObject *h;
+        if (junk) {
+            h = PyList_New(0);
+        } else {
+            PyObject *stems = get_attr_list(s, s_stems);
+            if (stems == NULL)
+                goto fail;
+            h = scan_stems(stems, index1, index2, firsts);
+            Py_DECREF(stems);
+        }
+        if (h == NULL)
+            goto fail;
+        PyList_SET_ITEM(hits, i, h);
+    }
+    PyObject *res = Py_BuildValue("(NNn)", sents, hits, n_title);
+    return res;
+fail:
+    Py_DECREF(sents);
+    Py_XDECREF(hits);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"analyse_doc", fast_analyse_doc, METH_VARARGS,
+     "analyse_doc(title, body, word_parts, index1, index2, firsts, junk_markers, junk_line, end_word, Sentence) -> "
+     "(sentences, hits, n_title), or None for text with presentation forms."},
+    {"scan", fast_scan, METH_VARARGS, "scan(stems, index1, index2, firsts) -> hits, as Knowledge.scan."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "processors._fast",
+                                    "C accelerator for processors.analysis (optional).", -1, methods};
+
+PyMODINIT_FUNC PyInit__fast(void) {
+    s_index = PyUnicode_InternFromString("index");
+    s_text = PyUnicode_InternFromString("text");
+    s_toks = PyUnicode_InternFromString("toks");
+    s_stems = PyUnicode_InternFromString("stems");
+    s_words = PyUnicode_InternFromString("_words");
+    s_space = PyUnicode_InternFromString(" ");
+    if (!s_index || !s_text || !s_toks || !s_stems || !s_words || !s_space)
+        return NULL;
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,128 @@
+"""The C accelerator (processors/_fast.c) and the pure-Python analysis give the same sentences, tokens, stems,
+junk lines and phrase hits. Skipped when the extension is not built (no compiler at install time)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from processors import analysis
+from processors.analysis import JUNK_MARKERS, Doc, _analyse_py
+from processors.knowledge import get_knowledge
+
+try:
+    from processors import _fast  # type: ignore[attr-defined]
+except ImportError:
+    _fast = None
+
+pytestmark = pytest.mark.skipif(
+    _fast is None, reason="processors._fast is not built (no C compiler at install time): pure-Python path only")
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _c(title: str, body: str) -> Doc | None:
+    kn = get_knowledge()
+    res = _fast.analyse_doc(title, body, kn.vocab._word_parts, kn.index1, kn.index2, kn.firsts, JUNK_MARKERS,
+                            analysis.JUNK_LINE, analysis._END_WORD, analysis.Sentence)
+    return None if res is None else Doc(*res)
+
+
+def _plain(doc: Doc) -> tuple[Any, ...]:
+    return (doc.n_title, [(s.index, s.text, s.toks, s.stems) for s in doc.sentences], doc.hits)
+
+
+def _same(title: str, body: str) -> None:
+    kn = get_knowledge()
+    py = _analyse_py(title, body, kn)
+    c = _c(title, body)
+    if c is None:  # presentation forms: the C path declines, the caller uses Python
+        assert any("\ufb50" <= ch <= "\ufefe" for ch in title + body)
+        return
+    assert _plain(c) == _plain(py)
+    assert all(type(s) is analysis.Sentence for s in c.sentences)
+    assert all(type(x) is int for s in c.sentences for x in (s.index,))
+    assert [[type(h) for h in hs] for hs in c.hits] == [[tuple] * len(hs) for hs in c.hits]
+
+
+def _dev_texts(shared_dir: Path) -> list[tuple[str, str]]:
+    out = []
+    for name in ("devset.jsonl", "seeds.jsonl"):
+        p = shared_dir / "data" / name
+        if p.exists():
+            for line in p.read_text(encoding="utf-8").splitlines():
+                r = json.loads(line)
+                out.append((r.get("title") or "", r.get("text") or ""))
+    return out
+
+
+def test_dev_articles(shared_dir: Path) -> None:
+    texts = _dev_texts(shared_dir)
+    assert texts
+    rnd = random.Random(8)
+    for title, body in texts:
+        _same(title, body)
+        lines = body.split("\n")
+        rnd.shuffle(lines)
+        _same(body[:200], "\n".join(lines))
+        _same("", body[: rnd.randint(0, len(body))])
+        _same(title, body.replace(".", "؛").replace("\n", "\r\n"))
+
+
+def test_odd_inputs() -> None:
+    for t in ("", " ", "\n", "...", "؟؟", "- * •", "Hello. World!", "\x00\x01 \x1f\x7f\x85", "\u200b\u200f",
+              "ـــ", "١٢٣ ۴۵۶", "İstanbul Σ ς", "ﻫﺪﻧﺔ في غزة", "هُدْنَةٌ", "و" * 500, "a" * 3000,
+              "اقرأ أيضا\nمقال قصير\nنهاية", "مواضيع قد تهمك نهاية\nوصل الوزير"):
+        _same(t, t)
+        _same("", t)
+
+
+ARABIC = [chr(c) for c in range(0x0621, 0x064B)]
+FRAGMENTS = [
+    "و", "ف", "ب", "ل", "ك", "ال", "لل", "وال", "بال", "ها", "هم", "ات", "ة", "ى", "أ", "إ", "آ", "ئ", "ؤ",
+    "هدنة", "وقف إطلاق النار", "وزير الخارجية", "المصري", "القاهرة", "وصل", "زيارة", "مساعدات", "حماس", "«", "»",
+    "اقرأ أيضا", "نهاية", "رئيس", "الوساطة", "غزة", "إسرائيل", "الأمريكي", "المبعوث", "ويتكوف",
+    " ", " ", " ", "  ", "\n", "\r", "\t", "\u00a0", "\u2028", "\u202f", ".", "،", "؛", "؟", "!", "?", ";", ":", "…",
+    ",", "-", '"', "'", "•", "*", "(", ")", "0", "7", "2025", "٣", "۴", "\u064e", "\u0651", "\u0640", "\u200c",
+    "\x00", "\x0b", "\x1c", "\x85", "a", "Z", "ﻫ", "ﻻ",
+]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.sampled_from(ARABIC)), max_size=60),
+       st.lists(st.sampled_from(FRAGMENTS), max_size=8))
+def test_generated_strings(body: list[str], title: list[str]) -> None:
+    _same("".join(title), "".join(body))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_scan_parity(data: st.DataObject) -> None:
+    kn = get_knowledge()
+    phrases = sorted({ph for lst in kn.index.values() for ph, _k, _p in lst})
+    words = sorted({w for ph in phrases for w in ph})
+    parts = data.draw(st.lists(st.one_of(st.sampled_from(phrases).map(list),
+                                         st.sampled_from(words).map(lambda w: [w]),
+                                         st.sampled_from(["x", ",", ".", "و", "في"]).map(lambda w: [w])),
+                               max_size=30))
+    stems = [w for p in parts for w in p]
+    assert _fast.scan(stems, kn.index1, kn.index2, kn.firsts) == kn.scan(stems)
+
+
+def test_pure_python_switch() -> None:
+    code = "import processors.analysis as a; print(a._fast is None)"
+    env = dict(os.environ, TRUCEWATCH_PURE_PYTHON="1", PYTHONPATH=str(REPO))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+    env["TRUCEWATCH_PURE_PYTHON"] = "0"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
