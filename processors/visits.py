@@ -624,7 +624,10 @@ def _words_between(sent: Sentence, hits: list[Hit], a: int, b: int) -> int:
                and toks[i] not in _INTRO and not toks[i].isdigit())
 
 
-_DENY = frozenset(normalize(w) for w in ("نفى", "نفت", "ينفي", "تنفي", "ونفى", "ونفت", "نفي"))
+# denials, cancellations and postponements govern the rest of their sentence: "أرجأ الوزير الأمريكي زيارته إلى القاهرة"
+_DENY = frozenset(normalize(w) for w in (
+    "نفى", "نفت", "ينفي", "تنفي", "ونفى", "ونفت", "نفي", "ألغى", "ألغت", "يلغي", "تلغي", "أرجأ", "أرجأت", "يرجئ",
+    "ترجئ", "أجلت", "يؤجل", "تؤجل", "وأرجأ", "وألغى"))  # not "أجل": "من أجل" is "for"
 _HEDGES = frozenset(normalize(w) for w in ("قد", "وقد", "ربما", "وربما"))
 
 
@@ -644,8 +647,12 @@ def _conj(sent: Sentence, i: int) -> bool:
 def _prev_sentence_place(prev_hits: list[Hit] | None, prev: Sentence | None) -> Place | None:
     if not prev_hits or prev is None:
         return None
+    # the venue named last ("في X", or where the traveller arrived, "إلى X"), not the place of a topic
+    # ("اجتماع للدول الضامنة لاتفاق وقف إطلاق النار في غزة")
+    title_ends = {e for _s, e, k, _p in prev_hits if k == "title"}
+    topic_ends = {e for _s, e, k, p in prev_hits if k in TOPIC_KINDS and p[1] >= 1.0 and e not in title_ends}
     for s, _e, k, p in sorted(prev_hits, key=lambda h: -h[0]):
-        if k == "place" and s > 0 and prev.toks[s - 1] == "في":
+        if k == "place" and s > 0 and prev.toks[s - 1] in ("في", "الي") and s - 1 not in topic_ends:
             return p  # type: ignore[no-any-return]
     return None
 
