@@ -280,6 +280,14 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
                 if k in offs and offs[k][1].role == t.id and offs[k][1].country:
                     m.country = offs[k][1].country
             if m.country is None:
+                # "ويتوجه رئيس الوزراء بعد غد إلى القاهرة": a bare title is the traveller of that office reported
+                # earlier in the article
+                src = surnames.get("#" + (t.as_role or t.id)) if surnames else None
+                if src is None or t.delegation or any(e <= ts <= e + 1 for ts, _te, _t in titles) \
+                        or (e < len(toks) and (toks[e] in PUNCT or e in offs)):
+                    continue  # not "رئيس الوزراء ووزير الخارجية القطري", "رئيس الوزراء، X", "رئيس الوزراء X"
+                out.append(Mention(s, e, official=src.official, title=src.title, country=src.country, org=src.org,
+                                   role_span=(s, e), high=src.high, alias_of=src.alias_of or src))
                 continue
             if t.delegation and m.org:  # "وفدين من حركتي حماس والجهاد الإسلامي": one delegation each
                 k2 = m.end
@@ -970,6 +978,10 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
                         f.extra["first_in"] = fi
         found.extend(fs)
         found.extend(comp)
+        for f in fs:  # the office of each traveller, for a later bare title ("رئيس الوزراء")
+            role = f.mention.title or (kn.titles.get(f.mention.official.role) if f.mention.official else None)
+            if role is not None and role.id != "counterpart":
+                surnames["#" + (role.as_role or role.id)] = f.mention
         _register_surnames(mentions, surnames)
         people = [m for m in mentions if m.high and (m.official or m.title)]
         named = [m for m in people if m.country and (m.official or m.name) and not m.former]
