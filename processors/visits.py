@@ -57,6 +57,7 @@ STOPWORDS = frozenset(
 # token forms are normalised (ة->ه, ى->ي, أ->ا), so normalise the stopword list too
 STOPWORDS = frozenset(normalize(w) for w in STOPWORDS)
 _KIND = itemgetter(2)
+LAST_KEEP = 3
 FORMER_WORDS = frozenset({"السابق", "السابقه", "الاسبق", "الاسبقه", "سابق", "سابقه", "اسبق", "سابقا"})
 FORWARD_WINDOW = 14
 BACK_WINDOW = 6
@@ -655,12 +656,12 @@ def _conj(sent: Sentence, i: int) -> bool:
 def _prev_sentence_place(prev_hits: list[Hit] | None, prev: Sentence | None) -> Place | None:
     if not prev_hits or prev is None:
         return None
-    # the venue named last ("في X", or where the traveller arrived, "إلى X"), not the place of a topic
+    # the venue named last ("في X"), not the place of a topic
     # ("اجتماع للدول الضامنة لاتفاق وقف إطلاق النار في غزة")
     title_ends = {e for _s, e, k, _p in prev_hits if k == "title"}
     topic_ends = {e for _s, e, k, p in prev_hits if k in TOPIC_KINDS and p[1] >= 1.0 and e not in title_ends}
     for s, _e, k, p in sorted(prev_hits, key=lambda h: -h[0]):
-        if k == "place" and s > 0 and prev.toks[s - 1] in ("في", "الي") and s - 1 not in topic_ends:
+        if k == "place" and s > 0 and prev.toks[s - 1] == "في" and s - 1 not in topic_ends:
             return p  # type: ignore[no-any-return]
     return None
 
@@ -946,6 +947,8 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
                 mentions = _mentions(sent, hits, kn, present, surnames)
                 attend = any(k == "trig" and p == "attend" for _s, _e, k, p in hits)
                 prev_place = _prev_sentence_place(doc.hits[si - 1], doc.sentences[si - 1]) if si and attend else None
+                if attend and prev_place is None and found and found[-1].sentence is doc.sentences[si - 1]:
+                    prev_place = found[-1].place  # where the previous sentence's traveller arrived
                 fs = _trigger_visits(sent, hits, mentions, ctx, kn, prev_place, kinds,
                                      pair if si - pair_idx <= 4 else None)
                 fs = [f for f in fs if _valid(f, kn)]
@@ -992,7 +995,9 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
                 pair, pair_idx = [a, b], si
         if fs:
             last, last_idx = fs[-1].mention, si
-        elif people and any(m.official for m in people):
+        elif people and any(m.official for m in people) and si - found_idx > LAST_KEEP:
+            # (a visit reported in the last sentences keeps its traveller as the context: "وأكد الرئيس السيسي ...
+            # ويزور بلنكن ... بزيارة القدس" is still the guest's tour)
             # the context is the sentence's named official, preferably not the counterpart someone meets
             offs_ = [m for m in people if m.official]
             last = next((m for m in offs_ if not (m.title and m.title.id == "counterpart")), offs_[0])
@@ -1026,7 +1031,8 @@ def _companions(sent: Sentence, mentions: list[Mention], fs: list[_Found], prev:
         return []
     trip = lead.extra.get("trip") or lead.identity or identity(lead.mention, kn)
     for f in fs:
-        if f is not lead and f.mention.sent is sent and f.mention.start > c and f.place.country == lead.place.country:
+        if f is not lead and f.mention.sent is sent and f.mention.start > c and f.place.country == lead.place.country \
+                and (not f.mention.country or not lead.mention.country or f.mention.country == lead.mention.country):
             f.extra["trip"] = trip
     here = [f for f in known + fs if f.place.country == lead.place.country]
     have = {f.mention.official.id if f.mention.official else identity(f.mention, kn) for f in here}
@@ -1048,6 +1054,8 @@ def _companions(sent: Sentence, mentions: list[Mention], fs: list[_Found], prev:
         j = m.end
         if not (m.official or m.title) or (m.title and m.title.delegation):
             continue
+        if m.country and lead.mention.country and m.country != lead.mention.country:
+            continue  # "فيما ضم الوفد الأوكراني ...": another country's delegation, not the traveller's companions
         vid = m.official.id if m.official else identity(m, kn)
         if vid in have:
             continue

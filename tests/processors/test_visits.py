@@ -56,6 +56,10 @@ def test_visit_cases(case: dict[str, Any]) -> None:
             assert exp["visitor_contains"] in (v.visitor or "")
         if "first_in_contains" in exp:
             assert exp["first_in_contains"] in (v.first_in or "")
+        if "key_prefix" in exp:  # every visit of these countries (companions must not take another country's key)
+            same = [x for x in visits if (x.visitor_country, x.destination_country)
+                    == (exp["visitor_country"], exp["destination_country"])]
+            assert all(x.key.startswith(exp["key_prefix"]) for x in same), [x.key for x in same]
         if "key_suffix" in exp:
             assert v.key.endswith(exp["key_suffix"]), v.key
         assert v.article_id == art.id and v.source == "test" and v.url == art.url and v.evidence
