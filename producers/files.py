@@ -34,8 +34,13 @@ def parse_date(value: Any) -> datetime | None:
     """
     if value is None or value == "":
         return None
+    if isinstance(value, bool):
+        raise ValueError("date must be a string or number, not bool")
     if isinstance(value, int | float):
-        return datetime.fromtimestamp(float(value), UTC)
+        try:
+            return datetime.fromtimestamp(float(value), UTC)
+        except (OverflowError, OSError, ValueError):  # inf, nan, or beyond the platform's time_t / year 9999
+            raise ValueError(f"date {value!r} is not a readable epoch timestamp") from None
     if not isinstance(value, str):
         raise ValueError(f"date must be a string or number, not {type(value).__name__}")
     s = value.strip()

@@ -63,3 +63,18 @@ def test_non_utf8_text_file_is_an_error_not_a_crash(tmp_path: Path) -> None:
     f.write_bytes("وقف إطلاق النار".encode("cp1256"))
     (item,) = list(iter_paths([f]))
     assert isinstance(item, InputError) and "UTF-8" in str(item)
+
+
+def test_out_of_range_epoch_dates_are_per_record_errors(tmp_path: Path) -> None:
+    """Epoch numbers beyond the platform's time_t (found by the fuzz test: 9.2e18) are an error for that record."""
+    f = tmp_path / "x.jsonl"
+    recs = [{"id": "ok", "title": "t", "text": "x", "date": 1718000000},
+            {"id": "big", "title": "t", "text": "x", "date": 9.223372036854776e18},
+            {"id": "neg", "title": "t", "text": "x", "date": -1e20},
+            {"id": "bool", "title": "t", "text": "x", "date": True}]
+    f.write_text("\n".join(json.dumps(r) for r in recs) + "\n", encoding="utf-8")
+    items = list(iter_paths([f]))
+    assert [i.id for i in items if isinstance(i, Article)] == ["ok"]
+    errs = [i for i in items if isinstance(i, InputError)]
+    assert sorted(e.line for e in errs) == [2, 3, 4]
+    assert all("date" in str(e) for e in errs), [str(e) for e in errs]
