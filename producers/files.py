@@ -44,10 +44,14 @@ def parse_date(value: Any) -> datetime | None:
     if not isinstance(value, str):
         raise ValueError(f"date must be a string or number, not {type(value).__name__}")
     s = value.strip()
-    if len(s) == 10:
-        d = date.fromisoformat(s)
-        return datetime(d.year, d.month, d.day, tzinfo=UTC)
-    dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    try:
+        if len(s) == 10:
+            d = date.fromisoformat(s)
+            return datetime(d.year, d.month, d.day, tzinfo=UTC)
+        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"date {value[:40]!r} is not ISO 8601 (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS+00:00) "
+                         "nor epoch seconds") from None
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 

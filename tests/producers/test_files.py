@@ -47,6 +47,7 @@ def test_jsonl_records_and_per_line_errors(tmp_path: Path) -> None:
     assert len(arts) == 2  # r1 and the record without id (id derived from content)
     assert sorted(e.line for e in errs) == [2, 3, 4, 7]
     assert all(e.path == str(f) for e in errs)
+    assert any("'not a date' is not ISO 8601" in str(e) for e in errs), [str(e) for e in errs]
 
 
 def test_gzip_jsonl_and_missing_path(tmp_path: Path) -> None:
