@@ -287,8 +287,7 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
                 if src is None or t.delegation or any(e <= ts <= e + 1 for ts, _te, _t in titles) \
                         or (e < len(toks) and (toks[e] in PUNCT or e in offs)):
                     continue  # not "رئيس الوزراء ووزير الخارجية القطري", "رئيس الوزراء، X", "رئيس الوزراء X"
-                out.append(Mention(s, e, official=src.official, title=src.title, country=src.country, org=src.org,
-                                   role_span=(s, e), high=src.high, alias_of=src.alias_of or src))
+                out.append(_alias(src, s, e, role_span=(s, e)))
                 continue
             if t.delegation and m.org:  # "وفدين من حركتي حماس والجهاد الإسلامي": one delegation each
                 k2 = m.end
@@ -379,12 +378,19 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
         for i, tok in enumerate(toks):
             src = surnames.get(tok[1:] if tok[:1] == "و" and tok[1:] in surnames else tok)
             if src is not None and i not in covered and (src.sent is not sent or i >= src.end):
-                out.append(Mention(i, i + 1, official=src.official, title=src.title, country=src.country, org=src.org,
-                                   name=(i, i + 1), high=src.high, former=src.former, alias_of=src.alias_of or src))
+                out.append(_alias(src, i, i + 1, name=(i, i + 1)))
     for m in out:
         m.sent = sent
     out.sort(key=lambda m: m.start)
     return out
+
+
+def _alias(src: Mention, start: int, end: int, *, name: tuple[int, int] | None = None,
+           role_span: tuple[int, int] | None = None) -> Mention:
+    """A later mention (a bare surname or title) of the person ``src`` stands for: same identity, and its visits
+    report ``src``'s name and role (``alias_of``)."""
+    return Mention(start, end, official=src.official, title=src.title, country=src.country, org=src.org, name=name,
+                   role_span=role_span, high=src.high, former=src.former, alias_of=src.alias_of or src)
 
 
 _AMBIGUOUS = Mention(-1, -1)  # two different ministers of one country named: "الوزير X" stays generic
@@ -523,6 +529,13 @@ def _first_in(sent: Sentence) -> str | None:
 # lexicon terms whose following "إلى X"/"في X" is where the topic is, not where anyone travels
 TOPIC_KINDS = frozenset({"lex:ceasefire", "lex:aid"})
 _CONCERNING = frozenset({"الخاص", "الخاصه", "المعني", "المعنيه", "المتعلق", "المتعلقه", "الخاصين"})
+def _topic_ends(hits: list[Hit]) -> set[int]:
+    """Ends of strong ceasefire/aid terms (not ending a title): a "إلى X"/"في X" right after one is the topic's
+    place ("وقف إطلاق النار في غزة"), not a destination."""
+    title_ends = {e for _s, e, k, _p in hits if k == "title"}
+    return {e for _s, e, k, p in hits if k in TOPIC_KINDS and p[1] >= 1.0 and e not in title_ends}
+
+
 _INTRO = frozenset({"الي", "في", "العاصمه", "مدينه", "منتجع", ",", "بلده", "لدوله", "دوله"})
 _INTRO_PREFIX = ("ل", "ب", "وب", "ول", "فب", "فل")
 
@@ -538,8 +551,7 @@ def _places_after(hits: list[Hit], sent: Sentence, start: int, stop: int, *, dir
     places = sorted((s, e, p) for s, e, k, p in hits if k == "place" and start <= s < stop)
     if not places:
         return []
-    title_ends = {e for _s, e, k, _p in hits if k == "title"}
-    topic_ends = {e for _s, e, k, p in hits if k in TOPIC_KINDS and p[1] >= 1.0 and e not in title_ends}
+    topic_ends = _topic_ends(hits)
     out: list[tuple[int, Place]] = []
     last_end = -1
     for s, e, p in places:
@@ -612,9 +624,11 @@ def _skip_aside(toks: list[str], i: int) -> int:
 
 def _lead_status(toks: list[str], m: Mention) -> str | None:
     """The tense of the verb right before a subject: "بدأ X زيارة" arrived, "يحل X ضيفا" upcoming."""
-    if m.start == 0:
-        return None
-    t = toks[m.start - 1]
+    return _lead_tense(toks[m.start - 1]) if m.start else None
+
+
+def _lead_tense(t: str) -> str | None:
+    """"arrived"/"upcoming" for a leading verb ("بدأ", "ويحل"), else None."""
     if t not in _LEAD_PAST and t not in _LEAD_FUTURE and t[:1] in ("و", "ف") and len(t) > 3:
         t = t[1:]
     return "arrived" if t in _LEAD_PAST else "upcoming" if t in _LEAD_FUTURE else None
@@ -658,8 +672,7 @@ def _prev_sentence_place(prev_hits: list[Hit] | None, prev: Sentence | None) -> 
         return None
     # the venue named last ("في X"), not the place of a topic
     # ("اجتماع للدول الضامنة لاتفاق وقف إطلاق النار في غزة")
-    title_ends = {e for _s, e, k, _p in prev_hits if k == "title"}
-    topic_ends = {e for _s, e, k, p in prev_hits if k in TOPIC_KINDS and p[1] >= 1.0 and e not in title_ends}
+    topic_ends = _topic_ends(prev_hits)
     for s, _e, k, p in sorted(prev_hits, key=lambda h: -h[0]):
         if k == "place" and s > 0 and prev.toks[s - 1] == "في" and s - 1 not in topic_ends:
             return p  # type: ignore[no-any-return]
@@ -676,7 +689,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
         return []
     negs = [e for s, e, k, _p in hits if k == "negation"]
     # "قد ينضم إلى المحادثات في أنقرة" (may join): a hedge governs the trip words right after it, like a negation
-    negs += [i + 1 for i in range(len(toks) - 1) if toks[i] in _HEDGES and _imperfect(toks[i + 1])]
+    if not _HEDGES.isdisjoint(toks):
+        negs += [i + 1 for i in range(len(toks) - 1) if toks[i] in _HEDGES and _imperfect(toks[i + 1])]
     future = "future" in kinds
     trigs = sorted((s, e, p) for s, e, k, p in hits if k == "trig")
     # objects of meetings, hosts of receptions and authors of invitations are hosts, never the travelling
@@ -805,7 +819,7 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
         if kind == "talks":
             # "يواصل رئيس الحركة ...، خليل الحية، لقاءاته في القاهرة": after a leading verb the subject may
             # close with a comma
-            ok_punct = {","} if toks[0] in _LEAD_ONGOING or _lead_status(toks, Mention(1, 1)) else set()
+            ok_punct = {","} if toks[0] in _LEAD_ONGOING or _lead_tense(toks[0]) else set()
             subj = [m for m in adj_before[-1:]
                     if id(m) not in hosts and not (set(toks[_skip_aside(toks, m.end):s]) & PUNCT) - ok_punct]
             k = e
