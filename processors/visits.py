@@ -12,8 +12,9 @@ How a visit is found, sentence by sentence:
   (يصل، سيزور، يتوجه…), ongoing (في زيارة، خلال زيارته…). The visitor is the mention right before
   the trigger (subject first) or else the first one after it (verb first), or else the visitor of a
   previous sentence. Hosting triggers (استقبل…) make the *guest* the visitor and the host's country the
-  destination; meetings (التقى…) count only for participants abroad at a named place. A trigger after
-  a negation (لم، رفض، ألغى…) or in a sentence about a phone/video call gives no visit.
+  destination; meetings (التقى…) count only for participants abroad at a named place. A trigger right
+  after a negation (لم، رفض…) or a hedge (قد يصل), anywhere after a denial (نفى، ألغى، أرجأ…), or in a
+  sentence about a phone/video call gives no visit.
 * **Destination**: the first place named after the trigger (``places.yaml``; "من X" is an origin and
   is skipped), plus places coordinated with it ("مصر وإسرائيل والأردن"). A visit to the visitor's own
   country, or an international official at their organisation's seat, is no visit.
@@ -647,10 +648,6 @@ def _words_between(sent: Sentence, hits: list[Hit], a: int, b: int) -> int:
                and toks[i] not in _INTRO and not toks[i].isdigit())
 
 
-# denials, cancellations and postponements govern the rest of their sentence: "أرجأ الوزير الأمريكي زيارته إلى القاهرة"
-_DENY = frozenset(normalize(w) for w in (
-    "نفى", "نفت", "ينفي", "تنفي", "ونفى", "ونفت", "نفي", "ألغى", "ألغت", "يلغي", "تلغي", "أرجأ", "أرجأت", "يرجئ",
-    "ترجئ", "أجلت", "يؤجل", "تؤجل", "وأرجأ", "وألغى"))  # not "أجل": "من أجل" is "for"
 _HEDGES = frozenset(normalize(w) for w in ("قد", "وقد", "ربما", "وربما"))
 
 
@@ -687,7 +684,7 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
         kinds = {k for _s, _e, k, _p in hits}
     if "remote" in kinds:
         return []
-    negs = [e for s, e, k, _p in hits if k == "negation"]
+    negs = [e for s, e, k, _p in hits if k in ("negation", "denial")]
     # "قد ينضم إلى المحادثات في أنقرة" (may join): a hedge governs the trip words right after it, like a negation
     if not _HEDGES.isdisjoint(toks):
         negs += [i + 1 for i in range(len(toks) - 1) if toks[i] in _HEDGES and _imperfect(toks[i + 1])]
@@ -738,7 +735,7 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
     # "ما إذا كان X سيتوجه إلى موسكو" (whether): a question about a trip, not a report of one
     whether = [i for i in range(1, len(toks)) if toks[i] == "اذا" and toks[i - 1] == "ما"] if "اذا" in toks else []
     # a denial governs the whole sentence: "نفى مكتب نتنياهو، الجمعة، أنباء تحدثت عن زيارة مرتقبة له"
-    denied = min((ns for ns, _ne, k, _p in hits if k == "negation" and toks[ns] in _DENY), default=len(toks))
+    denied = min((ns for ns, _ne, k, _p in hits if k == "denial"), default=len(toks))
     for ti, (s, e, kind) in enumerate(trigs):
         if any(0 <= s - ne <= 2 for ne in negs) or any(0 < s - w <= 6 for w in whether) or s > denied:
             continue
