@@ -219,7 +219,7 @@ def _title_tail(toks: list[str], k: int, place_ends: dict[int, int]) -> int:
 
 
 def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
-              surnames: dict[str, Mention] | None = None) -> list[Mention]:
+              coref: _Coref | None = None) -> list[Mention]:
     offs: dict[int, tuple[int, Official]] = {}
     nats: dict[int, tuple[int, str]] = {}
     orgs: dict[int, tuple[int, str]] = {}
@@ -284,7 +284,7 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
             if m.country is None:
                 # "ويتوجه رئيس الوزراء بعد غد إلى القاهرة": a bare title is the traveller of that office reported
                 # earlier in the article
-                src = surnames.get("#" + (t.as_role or t.id)) if surnames else None
+                src = coref.offices.get(t.as_role or t.id) if coref else None
                 if src is None or t.delegation or any(e <= ts <= e + 1 for ts, _te, _t in titles) \
                         or (e < len(toks) and (toks[e] in PUNCT or e in offs)):
                     continue  # not "رئيس الوزراء ووزير الخارجية القطري", "رئيس الوزراء، X", "رئيس الوزراء X"
@@ -368,13 +368,15 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
                     if span:
                         m.name, m.high = span, True
                         m.end = span[1]
-    if surnames:
+    if coref is not None and coref.ministers:
         # "الوزير الياباني" after "وزير الخارجية الياباني تاكيشي إيوايا": the one minister of that country named
         for m in out:
             if m.title is not None and m.title.id == "minister" and m.official is None and m.name is None \
-                    and m.country and (src := surnames.get("@" + m.country)) is not None and src is not _AMBIGUOUS:
+                    and m.country and (src := coref.ministers.get(m.country)) is not None:
                 m.alias_of = src.alias_of or src
                 m.title, m.official, m.org = src.title, src.official, src.org
+    if coref is not None and coref.surnames:
+        surnames = coref.surnames
         covered = {i for m in out for i in range(m.start, m.end)}
         for i, tok in enumerate(toks):
             src = surnames.get(tok[1:] if tok[:1] == "و" and tok[1:] in surnames else tok)
@@ -394,25 +396,31 @@ def _alias(src: Mention, start: int, end: int, *, name: tuple[int, int] | None =
                    role_span=role_span, high=src.high, former=src.former, alias_of=src.alias_of or src)
 
 
-_AMBIGUOUS = Mention(-1, -1)  # two different ministers of one country named: "الوزير X" stays generic
+@dataclass
+class _Coref:
+    """What later sentences of an article can refer back to with a shorter form."""
 
+    surnames: dict[str, Mention] = field(default_factory=dict)  # last word of a plain written name -> its mention
+    offices: dict[str, Mention] = field(default_factory=dict)  # office -> the traveller holding it ("رئيس الوزراء")
+    ministers: dict[str, Mention | None] = field(default_factory=dict)  # country -> its one minister (None: several)
 
-def _register_surnames(mentions: list[Mention], surnames: dict[str, Mention]) -> None:
-    """Remember the last written word of role mentions with a plain name ("وزير الخارجية الإيرلندي سايمون
-    هاريس"), so that the bare surname in later sentences ("ومن المقرر أن يتوجه هاريس") is the same person."""
-    for m in mentions:
-        role = m.title.id if m.title else (m.official.role if m.official else "")
-        if m.country and m.alias_of is None and role.endswith("-minister") and role != "prime-minister":
-            key = "@" + m.country
-            prev = surnames.get(key, m)
-            same = prev is m or (prev.official is not None and prev.official is m.official) or (
-                prev.official is None and m.official is None and prev.title is m.title)
-            surnames[key] = m if same else _AMBIGUOUS
-        if m.name is None or m.official is not None or m.title is None or m.alias_of is not None or m.sent is None:
-            continue
-        last = m.sent.toks[m.name[1] - 1]
-        if len(last) >= 3 and last not in STOPWORDS and last not in PUNCT and not last.isdigit():
-            surnames[last] = m
+    def register(self, mentions: list[Mention]) -> None:
+        """Remember the ministers named per country ("الوزير الياباني" later), and the last written word of role
+        mentions with a plain name ("وزير الخارجية الإيرلندي سايمون هاريس"), so that the bare surname in later
+        sentences ("ومن المقرر أن يتوجه هاريس") is the same person."""
+        for m in mentions:
+            role = m.title.id if m.title else (m.official.role if m.official else "")
+            if m.country and m.alias_of is None and role.endswith("-minister") and role != "prime-minister":
+                prev = self.ministers.get(m.country, m)
+                same = prev is not None and (
+                    prev is m or (prev.official is not None and prev.official is m.official)
+                    or (prev.official is None and m.official is None and prev.title is m.title))
+                self.ministers[m.country] = m if same else None  # two different ministers: "الوزير X" stays generic
+            if m.name is None or m.official is not None or m.title is None or m.alias_of is not None or m.sent is None:
+                continue
+            last = m.sent.toks[m.name[1] - 1]
+            if len(last) >= 3 and last not in STOPWORDS and last not in PUNCT and not last.isdigit():
+                self.surnames[last] = m
 
 
 # --- identity --------------------------------------------------------------------------------------
@@ -938,7 +946,7 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
     last: Mention | None = None
     last_idx = -10
     found_idx = -10  # the sentence of the latest visit found
-    surnames: dict[str, Mention] = {}
+    coref = _Coref()
     pair: list[Mention] = []  # the latest two people named together (for a dual subject)
     pair_idx = -10
     for si, (sent, hits) in enumerate(zip(doc.sentences, doc.hits, strict=True)):
@@ -947,15 +955,15 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
         kinds = set(map(_KIND, hits))
         ctx = last if si - last_idx <= 3 else None
         background = False
-        alias = bool(surnames) and not surnames.keys().isdisjoint(sent.toks)
+        alias = bool(coref.surnames) and not coref.surnames.keys().isdisjoint(sent.toks)
         if "trig" in kinds:
             hits = _real_places(sent, hits, kn)
             if not _can_visit(hits, kinds, ctx, alias):  # the rules would find nothing: only the context is kept
-                mentions = _mentions(sent, hits, kn, present, surnames) \
+                mentions = _mentions(sent, hits, kn, present, coref) \
                     if "off" in kinds or alias or "title" in kinds and "nat" in kinds else []
                 fs = []
             else:
-                mentions = _mentions(sent, hits, kn, present, surnames)
+                mentions = _mentions(sent, hits, kn, present, coref)
                 attend = any(k == "trig" and p == "attend" for _s, _e, k, p in hits)
                 prev_place = _prev_sentence_place(doc.hits[si - 1], doc.sentences[si - 1]) if si and attend else None
                 if attend and prev_place is None and found and found[-1].sentence is doc.sentences[si - 1]:
@@ -970,7 +978,7 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
                                                               "nat" in kinds):
             # no trip here, but a named official (or a role with a written name, or a known surname) becomes the
             # context of the next sentences, and companions ("ويرافقه وزير الدفاع ...") join the trip just reported
-            mentions = _mentions(sent, hits, kn, present, surnames)
+            mentions = _mentions(sent, hits, kn, present, coref)
             fs = []
         else:  # neither a trigger nor an official: nothing to find, the context stays
             mentions, fs = [], []
@@ -995,8 +1003,8 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
         for f in fs:  # the office of each traveller, for a later bare title ("رئيس الوزراء")
             role = f.mention.title or (kn.titles.get(f.mention.official.role) if f.mention.official else None)
             if role is not None and role.id != "counterpart":
-                surnames["#" + (role.as_role or role.id)] = f.mention
-        _register_surnames(mentions, surnames)
+                coref.offices[role.as_role or role.id] = f.mention
+        coref.register(mentions)
         people = [m for m in mentions if m.high and (m.official or m.title)]
         named = [m for m in people if m.country and (m.official or m.name) and not m.former]
         for a, b in pairwise(named):  # "وزير الدفاع اللبناني X ونظيره السوري Y": a coordinated pair
