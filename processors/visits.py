@@ -656,6 +656,9 @@ def _words_between(sent: Sentence, hits: list[Hit], a: int, b: int) -> int:
                and toks[i] not in _INTRO and not toks[i].isdigit())
 
 
+# "القمة التي عقدت في X", "المؤتمر المنعقد في X": the venue of the event someone attends
+_HELD = frozenset(normalize(w) for w in ("عقدت", "عقد", "تعقد", "يعقد", "انعقدت", "انعقد", "تنعقد", "ينعقد", "المنعقدة",
+                                         "المنعقد", "المقامة", "المقام", "استضافت", "تستضيفها", "تستضيفه"))
 _HEDGES = frozenset(normalize(w) for w in ("قد", "وقد", "ربما", "وربما"))
 
 
@@ -796,6 +799,10 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 continue
             place = places[0][1]
             cands = adj_before[-1:] + [m for m in after if m.start - e <= 4][:2]
+            if fi is not None:
+                # "التقى الرئيس السيسي في القاهرة اليوم رئيس الوزراء الإسباني": the object after the meeting place
+                cands += [m for m in after if m.start > fi and m not in cands
+                          and _words_between(sent, hits, fi + 1, m.start) == 0][:1]
             if all(id(m) in hosts for m in cands):  # "اجتمع مع الرئيس المصري": the subject is the one just named
                 earlier = [m for m in before if id(m) not in hosts]
                 cands += earlier[-1:] if earlier else ([last] if last is not None else [])
@@ -812,6 +819,11 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             if not subj:
                 continue
             places = _places_after(hits, sent, e, len(toks), need_fi=True)
+            if not places:
+                # "شارك في القمة العربية التي عقدت في الرياض": the venue in a relative clause about the event
+                held = next((i for i in range(e, min(len(toks), e + 8)) if sent.stems[i] in _HELD), None)
+                if held is not None:
+                    places = _places_after(hits, sent, held + 1, held + 3, need_fi=True)
             place = places[0][1] if places else None
             if place is None:
                 pb = _places_after(hits, sent, 0, s, need_fi="venue" not in kinds, need_intro="venue" not in kinds)
@@ -854,7 +866,10 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                     status = lead
             if not subj:
                 continue
-            places = _places_after(hits, sent, pstart, min(len(toks), pstart + 6), direct_ok=None)
+            # "يعتزم الوزير التركي زيارة الأردن": after its own subject the noun takes the place as a direct object;
+            # "زيارة الوزير الأردن ..." (a subject after the noun) does not
+            direct = e if subj[0].end <= s else None
+            places = _places_after(hits, sent, pstart, min(len(toks), pstart + 6), direct_ok=direct)
             for _ps, place in places:
                 found.append(_Found(subj[0], sent, place, status))
             continue
