@@ -659,6 +659,7 @@ def _words_between(sent: Sentence, hits: list[Hit], a: int, b: int) -> int:
 # "القمة التي عقدت في X", "المؤتمر المنعقد في X": the venue of the event someone attends
 _HELD = frozenset(normalize(w) for w in ("عقدت", "عقد", "تعقد", "يعقد", "انعقدت", "انعقد", "تنعقد", "ينعقد", "المنعقدة",
                                          "المنعقد", "المقامة", "المقام", "استضافت", "تستضيفها", "تستضيفه"))
+_WELCOME = frozenset(normalize(w) for w in ("رحب", "رحبت", "يرحب", "ترحب", "ورحب", "ورحبت", "ويرحب", "وترحب"))
 _HEDGES = frozenset(normalize(w) for w in ("قد", "وقد", "ربما", "وربما"))
 
 
@@ -706,6 +707,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
     # stays the sentence's traveller across clauses
     hosts: set[int] = set()
     subjects: set[int] = set()
+    # "رحب الرئيس اللبناني بزيارة الموفد السعودي": whoever welcomes a visit is its host
+    hosts.update(id(m) for m in mentions if m.start and m.sent is sent and toks[m.start - 1] in _WELCOME)
     for s0, e, kd, p in hits:
         if kd == "invitation":
             hosts.update(id(m) for m in mentions if e <= m.start <= e + 3)
@@ -794,6 +797,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             fi = next((i for i in range(anchor, min(len(toks), anchor + 4)) if toks[i] == "في"), None)
             if fi is None:  # "التقى الوزير البرتغالي في عمان نظيره الأردني": the place between the participants
                 fi = next((i for i in range(e, anchor) if toks[i] == "في" and i + 1 in place_starts), None)
+            if fi is None and toks[0] in ("في", "وفي") and 1 in place_starts and "," in toks[2:s]:
+                fi = 0  # "وفي بيروت، التقى الموفد الفرنسي ...": the venue leads the sentence
             places = _places_after(hits, sent, fi + 1, fi + 2, need_intro=False) if fi is not None else []
             if not places:
                 continue
@@ -808,6 +813,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 cands += earlier[-1:] if earlier else ([last] if last is not None else [])
             for m in cands:
                 if m.country and m.country != place.country and m.high:
+                    if m.title and m.title.id == "counterpart" and m.official:
+                        m.title = kn.titles.get(m.official.role, m.title)
                     found.append(_Found(m, sent, place, "upcoming" if future else "arrived"))
             continue
         subj: list[Mention]
@@ -1106,8 +1113,8 @@ def _valid(f: _Found, kn: Knowledge) -> bool:
     m = f.mention
     if not m.high or m.former:
         return False
-    if m.title and m.title.id == "counterpart":
-        return False
+    if m.title and m.title.id == "counterpart" and m.official is None:
+        return False  # "نظيره الأردني" alone; "نظيره الأردني أيمن الصفدي" is a known official
     if m.country and m.country == f.place.country:
         return False
     body = m.org or (m.official.org if m.official else None)
