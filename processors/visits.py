@@ -659,6 +659,7 @@ def _words_between(sent: Sentence, hits: list[Hit], a: int, b: int) -> int:
 # "القمة التي عقدت في X", "المؤتمر المنعقد في X": the venue of the event someone attends
 _HELD = frozenset(normalize(w) for w in ("عقدت", "عقد", "تعقد", "يعقد", "انعقدت", "انعقد", "تنعقد", "ينعقد", "المنعقدة",
                                          "المنعقد", "المقامة", "المقام", "استضافت", "تستضيفها", "تستضيفه"))
+_NOT_AND = frozenset({"وزير", "وزيره", "وزراء", "وفد", "وكيل", "وكاله", "وحده", "وسيط", "وسطاء", "وسط"})
 _WELCOME = frozenset(normalize(w) for w in ("رحب", "رحبت", "يرحب", "ترحب", "ورحب", "ورحبت", "ويرحب", "وترحب"))
 _HEDGES = frozenset(normalize(w) for w in ("قد", "وقد", "ربما", "وربما"))
 
@@ -719,10 +720,18 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             if post and post[0].start - e <= 3:
                 chain = [post[0]]
                 for m in post[1:]:
-                    if m.start - chain[-1].end <= 1 and (_conj(sent, m.start) or toks[chain[-1].end:m.start] == [","]):
+                    gap = toks[chain[-1].end:m.start]
+                    plain = len(gap) <= 5 and PUNCT.isdisjoint(gap)
+                    and_title = bool(gap) and gap[0][:1] == "و" and gap[0] not in _NOT_AND
+                    if m.start - chain[-1].end <= 1 and (_conj(sent, m.start) or gap == [","]):
                         chain.append(m)
-                    elif m.start - chain[-1].end <= 1 and not chain[1:] and not pre:
-                        chain.append(m)  # "يلتقي الوزير الألماني نتنياهو": subject then object
+                    elif plain and and_title and len(gap) <= 3:
+                        chain.append(m)  # "... وقائد الجيش العماد جوزيف عون": a coordinated title we do not know
+                    elif not chain[1:] and not pre and (m.start - chain[-1].end <= 1 or (
+                            plain and gap and not and_title)):
+                        # "يلتقي الوزير الألماني نتنياهو", "يلتقي المبعوث الأميركي رئيس حكومة تصريف الأعمال
+                        # نجيب ميقاتي": subject then object
+                        chain.append(m)
                     else:
                         break
             if p == "hosting":
@@ -800,6 +809,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             if fi is None and toks[0] in ("في", "وفي") and 1 in place_starts and "," in toks[2:s]:
                 fi = 0  # "وفي بيروت، التقى الموفد الفرنسي ...": the venue leads the sentence
             places = _places_after(hits, sent, fi + 1, fi + 2, need_intro=False) if fi is not None else []
+            if not places and fi is not None and fi + 1 < len(toks) and toks[fi + 1] in ("مدينه", "منتجع", "العاصمه"):
+                places = _places_after(hits, sent, fi + 2, fi + 4)  # "في مدينة العلمين", "في العاصمة المصرية القاهرة"
             if not places:
                 continue
             place = places[0][1]
