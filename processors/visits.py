@@ -228,6 +228,8 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
     for s, e, kind, payload in hits:
         if kind == "off":
             oid, mode = payload
+            if e < len(sent.toks) and sent.toks[e] in ("بن", "بنت", "ابن") and mode == "full":
+                continue  # "الأمير محمد بن عبد الرحمن بن عبد العزيز": a longer lineage, another person
             if mode != "context" or oid in present:
                 offs[s] = (e, kn.officials[oid])
         elif kind == "nat":
@@ -545,6 +547,7 @@ def _topic_ends(hits: list[Hit]) -> set[int]:
     return {e for _s, e, k, p in hits if k in TOPIC_KINDS and p[1] >= 1.0 and e not in title_ends}
 
 
+_DELIVERY = ("ادخال", "لادخال", "وادخال", "ايصال", "لايصال", "وايصال", "تسليم", "لتسليم")
 _INTRO = frozenset({"الي", "في", "العاصمه", "مدينه", "منتجع", ",", "بلده", "لدوله", "دوله"})
 _INTRO_PREFIX = ("ل", "ب", "وب", "ول", "فب", "فل")
 
@@ -577,10 +580,12 @@ def _places_after(hits: list[Hit], sent: Sentence, start: int, stop: int, *, dir
             break
         if prev in ("من", "منذ", "عن") or prev in _CONCERNING and raw.startswith("ب"):
             continue  # an origin; "لجنة المانحين الخاصة بفلسطين" (concerning Palestine)
+        if prev == "الي" and s >= 2 and toks[s - 2].startswith(_DELIVERY):
+            continue  # "تمهيداً لإدخالها إلى قطاع غزة": where goods go, not where the traveller goes
         # "العاصمة المغربية الرباط": the capital named after its adjective
         capital = s >= 2 and sent.stems[s - 2] == "عاصمه"
         intro = prev in _INTRO or capital or (raw.startswith(_INTRO_PREFIX) and not raw.startswith("ال"))
-        if prev == "في" and s - start > 3:
+        if prev == "في" and s - _skip_aside(toks, start) > 3:
             intro = False  # "في زيارة ... يبحث خلالها الأوضاع في غزة": a far "في X" is a topic, not the destination
         if not need_intro:
             intro = True
@@ -659,6 +664,11 @@ def _words_between(sent: Sentence, hits: list[Hit], a: int, b: int) -> int:
 # "القمة التي عقدت في X", "المؤتمر المنعقد في X": the venue of the event someone attends
 _HELD = frozenset(normalize(w) for w in ("عقدت", "عقد", "تعقد", "يعقد", "انعقدت", "انعقد", "تنعقد", "ينعقد", "المنعقدة",
                                          "المنعقد", "المقامة", "المقام", "استضافت", "تستضيفها", "تستضيفه"))
+_BARE_INVITATION = frozenset(normalize(w) for w in ("دعوة", "الدعوة", "دعوات", "يدعو", "تدعو", "دعا", "دعت", "ويدعو",
+                                                    "ودعا", "ودعت"))
+_ACCEPTED = frozenset(normalize(w) for w in ("تلبية", "استجابة", "تلبيه", "استجابه", "قبل", "قبلت", "لبى", "لبت"))
+_CARRIED_OUT = frozenset(normalize(w) for w in ("قام", "قامت", "يقوم", "تقوم", "سيقوم", "ستقوم", "أجرى", "أجرت", "يجري",
+                                                "تجري"))
 _NOT_AND = frozenset({"وزير", "وزيره", "وزراء", "وفد", "وكيل", "وكاله", "وحده", "وسيط", "وسطاء", "وسط"})
 _WELCOME = frozenset(normalize(w) for w in ("رحب", "رحبت", "يرحب", "ترحب", "ورحب", "ورحبت", "ويرحب", "وترحب"))
 _HEDGES = frozenset(normalize(w) for w in ("قد", "وقد", "ربما", "وربما"))
@@ -713,11 +723,19 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
     for s0, e, kd, p in hits:
         if kd == "invitation":
             hosts.update(id(m) for m in mentions if e <= m.start <= e + 3)
+            if toks[s0] in _BARE_INVITATION and (s0 == 0 or toks[s0 - 1] not in _ACCEPTED):
+                # "وجه بزشكيان دعوة إلى الرئيس السيسي لزيارة طهران", "يدعو السيسي لزيارة طهران": an invitation
+                # extended is no trip yet
+                negs += [i for i in range(e, min(len(toks), e + 10))
+                         if toks[i].startswith("لزيار") or toks[i] == "زياره" and toks[i - 1] == "الي"]
         elif kd == "trig" and p in ("meeting", "hosting"):
             pre = [m for m in mentions if m.end <= s0 and s0 - m.end <= 3]
             post = [m for m in mentions if m.start >= e]
             chain: list[Mention] = []
-            if post and post[0].start - e <= 3:
+            if post and post[0].start - e > 3 and e + 1 < len(toks) and toks[e] == "في" and (
+                    _words_between(sent, hits, e, post[0].start) == 0):
+                chain = [post[0]]  # "سيلتقي في تل أبيب نتنياهو": the object after the venue
+            elif post and post[0].start - e <= 3:
                 chain = [post[0]]
                 for m in post[1:]:
                     gap = toks[chain[-1].end:m.start]
@@ -871,8 +889,30 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             for _ps, place in places:
                 found.append(_Found(subj[0], sent, place, "upcoming" if future else lead or "ongoing"))
             continue
+        if kind == "lodge":
+            # "وحل رئيس الوزراء القطري ... في القاهرة": only with the subject right after the verb and "في X" after it
+            subj = [m for m in after[:1] if m.start - e <= 2 and PUNCT.isdisjoint(toks[e:m.start]) and id(m) not in hosts]
+            if not subj:
+                continue
+            places = _places_after(hits, sent, subj[0].end, subj[0].end + 4, need_fi=True)
+            for _ps, place in places[:1]:
+                found.append(_Found(subj[0], sent, place, "upcoming" if future or _imperfect(toks[s]) else "arrived"))
+            continue
+        if kind == "press":
+            # "قال روبيو للصحافيين في جدة", "عقد الوزير الأميركي مؤتمرا صحفيا في الدوحة": the speaker is there
+            subj = [m for m in before if s - _skip_aside(toks, m.end) <= 1 and id(m) not in hosts][-1:]
+            if not subj and toks[s - 1:s] and _lead_tense(toks[s - 1]) is None:
+                subj = [m for m in before if m.end <= s - 1 and s - 1 - _skip_aside(toks, m.end) <= 0][-1:]
+            if not subj:
+                continue
+            places = _places_after(hits, sent, e, min(len(toks), e + 3), need_fi=True)
+            for _ps, place in places[:1]:
+                found.append(_Found(subj[0], sent, place, "upcoming" if future else "arrived"))
+            continue
         if kind == "noun":
             subj = [m for m in after if m.start - e <= 1]
+            if not subj and e + 2 < len(toks) and toks[e + 1] in ("بها", "بهما") and sent.stems[e] in _CARRIED_OUT:
+                subj = [m for m in after if m.start == e + 2]  # "زيارة قامت بها رئيسة المفوضية الأوروبية إلى القاهرة"
             pstart = subj[0].end if subj else e
             if not subj and toks[s] in ("زياره", "جوله") and adj_before and _skip_aside(toks, adj_before[-1].end) == s \
                     and id(adj_before[-1]) not in hosts:
@@ -903,12 +943,19 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             subj = list(pair)  # "وكان الوزيران قد وصلا إلى جدة": the two named before
         elif adj_before and id(adj_before[-1]) not in hosts:
             subj = [adj_before[-1]]
+            if id(subj[0]) not in subjects and "," in toks[subj[0].end:s]:
+                # "هوكشتاين سيلتقي ... نتنياهو غداً، على أن يعود إلى واشنطن": the meeting's subject goes on
+                subj = [m for m in before if id(m) in subjects][-1:] or subj
         elif (after and id(after[0]) not in hosts
               and _words_between(sent, hits, e, after[0].start) <= AFTER_SUBJECT_WINDOW):
             subj = [after[0]]
         else:
             earlier = [m for m in before if id(m) not in hosts]
-            if earlier and (kind == "tour" or s - earlier[-1].end <= BACK_WINDOW or id(earlier[-1]) in subjects):
+            subj_ = [m for m in earlier if id(m) in subjects]
+            if subj_ and earlier[-1] is not subj_[-1] and id(earlier[-1]) not in subjects \
+                    and not (s - earlier[-1].end <= 3):
+                subj = subj_[-1:]  # "هوكشتاين سيلتقي ... نتنياهو غداً، على أن يعود": the meeting's subject
+            elif earlier and (kind == "tour" or s - earlier[-1].end <= BACK_WINDOW or id(earlier[-1]) in subjects):
                 subj = [earlier[-1]]
             elif found and toks[s].startswith(("و", "ف")) and found[-1].mention.sent is sent:
                 subj = [found[-1].mention]  # "الذي يزور مصر ...، ويتوجه بعدها إلى قطر": the same traveller
@@ -952,7 +999,18 @@ def _article_on_bare(sent: Sentence, i: int, kn: Knowledge) -> bool:
     return st in kn.bare_places and sent.toks[i].endswith("ال" + st)
 
 
+_KINGDOM = frozenset({"المملكه", "للمملكه", "بالمملكه", "والمملكه"})
+_OTHER_KINGDOMS = frozenset({"JO", "MA", "BH"})
+
+
 def _real_places(sent: Sentence, hits: list[Hit], kn: Knowledge) -> list[Hit]:
+    if not _KINGDOM.isdisjoint(sent.toks):
+        # "المملكة" is Saudi Arabia unless the sentence is in another kingdom: "استقبل الملك عبدالله في قصر
+        # الحسينية ... الذي يزور المملكة حالياً"
+        other = next((p for _s, _e, k, p in hits if k == "place" and p.country in _OTHER_KINGDOMS), None)
+        if other is not None:
+            hits = [(s, e, k, Place(None, other.country)) if k == "place" and sent.toks[s] in _KINGDOM else (s, e, k, p)
+                    for s, e, k, p in hits]
     if kn.bare_places.isdisjoint(sent.stems) or not any(
             k == "place" and _article_on_bare(sent, s, kn) for s, _e, k, _p in hits):
         return hits
