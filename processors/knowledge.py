@@ -407,7 +407,7 @@ def compile_knowledge(docs: dict[str, dict[str, Any]], origins: dict[str, str]) 
             raise ConfigError(f"status must be current or former, not {status!r}", path=p_offs, line=ln, entry=entry)
         off = Official(oid, tuple(names), role, country, status, spec.get("org"), spec.get("key_as"))
         officials[oid] = off
-        for n in names:
+        for n in _name_variants(names):
             b.add(n, "off", (oid, "full"), path=p_offs, line=ln, entry=entry)
         for n in _strlist(spec.get("aliases", []), p_offs, ln, entry + ".aliases"):
             b.add(n, "off", (oid, "alias"), path=p_offs, line=ln, entry=entry)
@@ -424,6 +424,23 @@ def compile_knowledge(docs: dict[str, dict[str, Any]], origins: dict[str, str]) 
                      title_weights=title_weights,
                      domains=domains, titles=titles, officials=officials, orgs=orgs, intl_orgs=intl_orgs,
                      capitals=capitals, sources=sorted(set(origins.values())))
+
+
+# Spellings outlets alternate for the same given name; "عبد X" is written joined or apart.
+_GIVEN_VARIANTS = {"جوزيف": ("جوزف", "جوزاف"), "جوزاف": ("جوزيف", "جوزف"), "ويليام": ("وليام",), "وليام": ("ويليام",),
+                   "ديفيد": ("دافيد",), "ستيفن": ("ستيفان",), "ستيفان": ("ستيفن",), "مايكل": ("ميخائيل",)}
+_ABD_APART = re.compile(r"\bعبد (?=ال)")
+_ABD_JOINED = re.compile(r"\bعبد(?=ال)")
+
+
+def _name_variants(names: list[str]) -> list[str]:
+    """The listed full names plus their routine variants: "عبد العزيز"/"عبدالعزيز", "جوزيف"/"جوزف"."""
+    out = list(names)
+    for n in names:
+        out.append(_ABD_APART.sub("عبد", n) if _ABD_APART.search(n) else _ABD_JOINED.sub("عبد ", n))
+        first, _, rest = n.partition(" ")
+        out.extend(f"{v} {rest}" for v in _GIVEN_VARIANTS.get(first, ()) if rest)
+    return list(dict.fromkeys(out))
 
 
 def load_knowledge(config_dir: Path | str | None = None, base_dir: Path | str = PACKAGE_CONFIG_DIR) -> Knowledge:

@@ -345,7 +345,9 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
     for s, (e, off) in offs.items():
         if s in used or s in covered:
             continue
-        out.append(Mention(s, e, official=off, country=off.country, org=off.org, name=(s, e)))
+        # "وزيرا الخارجية البريطاني ديفيد لامي والفرنسي ستيفان سيجورنيه": the second's nationality opens its mention
+        lead = next((ns for ns, (ne, c) in nats.items() if ne == s and c == off.country and ns not in covered), s)
+        out.append(Mention(lead, e, official=off, country=off.country, org=off.org, name=(s, e)))
     # "الوفد الإسرائيلي برئاسة رون ديرمر": the leader is the visitor
     led = [(s, e) for s, e, kind, _p in hits if kind == "led_by"]
     for ls, le in led:
