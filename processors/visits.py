@@ -87,7 +87,9 @@ _DIACRITIC_RE = re.compile(r"[\u064B-\u065F\u0670\u0640]")
 # "وكانت آخر زيارة لـ") together with a date that puts the trip in the past (a month, a year, "الماضي", "آخر مرة").
 # "وكان X قد وصل مساء أمس" has no such date and stays a report.
 _PLUPERFECT = frozenset({"كان", "كانت", "وكان", "وكانت", "فكان", "فكانت"})
-_PAST_WORDS = frozenset({"الماضي", "الماضيه", "مره"} | {normalize(n).split()[0] for ns in _MONTHS.values() for n in ns})
+_SINCE = frozenset({"من", "منذ", "عقب", "بعد", "اثر"})
+_AGO = frozenset({"الماضي", "الماضيه", "السابق", "السابقه"})
+_PAST_WORDS = frozenset({"الماضي", "الماضيه", "مره", "مطلع", "اوايل", "منتصف"} | {normalize(n).split()[0] for ns in _MONTHS.values() for n in ns})
 
 
 @dataclass
@@ -130,6 +132,11 @@ def _background(sent: Sentence, hits: list[Hit]) -> bool:
             and _LAST_TRIP.intersection(toks[i + 1:i + 6])]
     if last and all(any(i - 2 <= s <= i for i in last) for s, _e, k, _p in hits if k == "trig"):
         return True
+    # "وتأتي الزيارة بعد نحو شهرين من زيارة الأمير فيصل إلى طهران في يونيو الماضي": an earlier trip, dated
+    since = [i for i, t in enumerate(toks) if t in ("زياره", "زيارات") and i and toks[i - 1] in _SINCE]
+    if since and any(t in _AGO for t in toks[since[0]:]) and all(
+            any(i <= s0 <= i for i in since) for s0, _e, k, p in hits if k == "trig" and p == "noun"):
+        return any(s0 in since for s0, _e, k, _p in hits if k == "trig")
     if not any(t in _PLUPERFECT for t in toks[:3]):
         return False
     for i, t in enumerate(toks):
@@ -550,7 +557,9 @@ def _topic_ends(hits: list[Hit]) -> set[int]:
 
 
 _DELIVERY = ("ادخال", "لادخال", "وادخال", "ايصال", "لايصال", "وايصال", "تسليم", "لتسليم")
-_INTRO = frozenset({"الي", "في", "العاصمه", "مدينه", "منتجع", ",", "بلده", "لدوله", "دوله"})
+_INTRO = frozenset({"الي", "في", "العاصمه", "مدينه", "منتجع", ",", "بلده", "لدوله", "دوله", "منطقه", "محافظه",
+                    "ولايه", "اقليم"})
+_DIRECTION = frozenset({"جنوب", "جنوبي", "شمال", "شمالي", "شرق", "شرقي", "غرب", "غربي", "وسط", "قرب", "بالقرب"})
 _INTRO_PREFIX = ("ل", "ب", "وب", "ول", "فب", "فل")
 
 
@@ -567,6 +576,7 @@ def _places_after(hits: list[Hit], sent: Sentence, start: int, stop: int, *, dir
         return []
     topic_ends = _topic_ends(hits)
     out: list[tuple[int, Place]] = []
+    weak: list[tuple[int, Place]] = []
     last_end = -1
     for s, e, p in places:
         prev = toks[s - 1] if s > 0 else ""
@@ -596,11 +606,16 @@ def _places_after(hits: list[Hit], sent: Sentence, start: int, stop: int, *, dir
                 raw.startswith(("ب", "وب", "فب")) and raw != sent.stems[s])  # "استقبل العاهل الأردني بعمان"
         elif s == direct_ok or capital and s - 2 == direct_ok:
             intro = True
+        if not intro and prev in _DIRECTION and s - _skip_aside(toks, start) <= 8:
+            intro = True  # "إلى ولاية أضنة جنوبي تركيا", "في منطقة رفح جنوبي قطاع غزة"
         if not intro:
+            continue
+        if raw.startswith("لل") and prev.startswith(("زيارته", "زيارتها")) and not weak:
+            weak.append((s, p))  # "يتوجه بعد ختام زيارته للمملكة إلى الإمارات": the trip ending, not the next
             continue
         out.append((s, p))
         last_end = e
-    return out
+    return out or weak
 
 
 # an aside between a subject and its predicate: "، الخميس،", "، اليوم الأحد،", "، على رأس وفد رفيع،"
@@ -671,6 +686,7 @@ _BARE_INVITATION = frozenset(normalize(w) for w in ("دعوة", "الدعوة", 
 _ACCEPTED = frozenset(normalize(w) for w in ("تلبية", "استجابة", "تلبيه", "استجابه", "قبل", "قبلت", "لبى", "لبت"))
 _CARRIED_OUT = frozenset(normalize(w) for w in ("قام", "قامت", "يقوم", "تقوم", "سيقوم", "ستقوم", "أجرى", "أجرت", "يجري",
                                                 "تجري"))
+_NOT_TRAVELLER = frozenset({"مع", "فريق", "وفريق", "ادارة", "اداره", "حكومه", "لحكومه"})
 _NOT_AND = frozenset({"وزير", "وزيره", "وزراء", "وفد", "وكيل", "وكاله", "وحده", "وسيط", "وسطاء", "وسط"})
 _WELCOME = frozenset(normalize(w) for w in ("رحب", "رحبت", "يرحب", "ترحب", "ورحب", "ورحبت", "ويرحب", "وترحب"))
 _HEDGES = frozenset(normalize(w) for w in ("قد", "وقد", "ربما", "وربما"))
@@ -722,6 +738,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
     subjects: set[int] = set()
     # "رحب الرئيس اللبناني بزيارة الموفد السعودي": whoever welcomes a visit is its host
     hosts.update(id(m) for m in mentions if m.start and m.sent is sent and toks[m.start - 1] in _WELCOME)
+    # "اجتماعات مع الوسطاء وفريق الرئيس جو بايدن": someone met or someone's team did not travel
+    hosts.update(id(m) for m in mentions if m.start and m.sent is sent and toks[m.start - 1] in _NOT_TRAVELLER)
     for s0, e, kd, p in hits:
         if kd == "invitation":
             hosts.update(id(m) for m in mentions if e <= m.start <= e + 3)
