@@ -134,9 +134,8 @@ def _background(sent: Sentence, hits: list[Hit]) -> bool:
         return True
     # "وتأتي الزيارة بعد نحو شهرين من زيارة الأمير فيصل إلى طهران في يونيو الماضي": an earlier trip, dated
     since = [i for i, t in enumerate(toks) if t in ("زياره", "زيارات") and i and toks[i - 1] in _SINCE]
-    if since and any(t in _AGO for t in toks[since[0]:]) and all(
-            any(i <= s0 <= i for i in since) for s0, _e, k, p in hits if k == "trig" and p == "noun"):
-        return any(s0 in since for s0, _e, k, _p in hits if k == "trig")
+    if since and any(t in _AGO for t in toks[since[0]:]) and all(p == "noun" for _s, _e, k, p in hits if k == "trig"):
+        return True
     if not any(t in _PLUPERFECT for t in toks[:3]):
         return False
     for i, t in enumerate(toks):
@@ -604,8 +603,9 @@ def _places_after(hits: list[Hit], sent: Sentence, start: int, stop: int, *, dir
         elif need_fi:
             intro = prev == "في" or raw.startswith(("بال", "فال")) or (
                 raw.startswith(("ب", "وب", "فب")) and raw != sent.stems[s])  # "استقبل العاهل الأردني بعمان"
-        elif s == direct_ok or capital and s - 2 == direct_ok:
-            intro = True
+        elif direct_ok is not None and (s in (direct_ok, _skip_aside(toks, direct_ok))
+                                        or capital and s - 2 == direct_ok):
+            intro = True  # "زار X الجمعة الجانب المصري من معبر رفح": a direct object after an aside
         if not intro and prev in _DIRECTION and s - _skip_aside(toks, start) <= 8:
             intro = True  # "إلى ولاية أضنة جنوبي تركيا", "في منطقة رفح جنوبي قطاع غزة"
         if not intro:
@@ -842,6 +842,10 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 if m.start - anchor <= 3:
                     anchor = m.end
             fi = next((i for i in range(anchor, min(len(toks), anchor + 4)) if toks[i] == "في"), None)
+            if fi is not None and fi + 1 not in place_starts:
+                # "التقى في وقت سابق من اليوم في تل أبيب الرئيس": the venue is the "في" that names a place
+                fi = next((i for i in range(fi, min(len(toks), anchor + 8)) if toks[i] == "في" and i + 1 in place_starts),
+                          fi)
             if fi is None:  # "التقى الوزير البرتغالي في عمان نظيره الأردني": the place between the participants
                 fi = next((i for i in range(e, anchor) if toks[i] == "في" and i + 1 in place_starts), None)
             if fi is None and toks[0] in ("في", "وفي") and 1 in place_starts and "," in toks[2:s]:
