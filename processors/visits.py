@@ -584,6 +584,8 @@ def _places_after(hits: list[Hit], sent: Sentence, start: int, stop: int, *, dir
             continue  # "المساعدات الإنسانية إلى غزة", "جهود التهدئة في ليبيا": the place of a topic, not a trip
         if out:
             gap = toks[last_end:s]
+            if gap[-1:] == ["الي"]:
+                gap = gap[:-1]  # "إلى الدوحة، ثم إلى أبوظبي"
             if (s - last_end == 0 and raw.startswith("و")) or gap in ([","], ["و"], ["ثم"], [",", "ثم"]):
                 out.append((s, p))
                 last_end = e
@@ -622,6 +624,7 @@ def _places_after(hits: list[Hit], sent: Sentence, start: int, stop: int, *, dir
 _ASIDE_WORDS = frozenset(normalize(w) for w in (
     "اليوم", "أمس", "امس", "غدا", "يوم", "صباح", "مساء", "ظهر", "فجر", "الليلة", "ليل", "هذا", "الأسبوع", "المقبل",
     "الجاري", "الماضي", "الأحد", "الاثنين", "الإثنين", "الثلاثاء", "الأربعاء", "الخميس", "الجمعة", "السبت",
+    "أيضا", "أيضاً", "كذلك",
 ))
 # the verb before a subject that precedes a noun predicate ("بدأ X زيارة", "حل X ضيفا على", "أجرى X محادثات")
 _LEAD_PAST = frozenset(normalize(w) for w in (
@@ -865,7 +868,9 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 earlier = [m for m in before if id(m) not in hosts]
                 cands += earlier[-1:] if earlier else ([last] if last is not None else [])
             for m in cands:
-                if m.country and m.country != place.country and m.high:
+                intl = m.country is None and ((m.title is not None and m.title.org is not None)
+                                              or (m.official is not None and m.official.country is None))
+                if (m.country or intl) and m.country != place.country and m.high:
                     if m.title and m.title.id == "counterpart" and m.official:
                         m.title = kn.titles.get(m.official.role, m.title)
                     found.append(_Found(m, sent, place, "upcoming" if future else "arrived"))
