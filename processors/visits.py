@@ -362,10 +362,14 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
                 k = le
                 while k < len(toks) and (toks[k] in ",\"" or k in hon):
                     k += 1
-                led_title = next((te for ts, te, _t in titles if ts in (k, k + 1)), None)
-                if led_title is not None:  # "وفد برازيلي برئاسة وزير الخارجية ماورو فييرا": a minister leads it
-                    m.high = True
-                    k = m.end = led_title
+                k0 = le + (le < len(toks) and toks[le] in ",\"")
+                # (a title is also an honorific: "برئاسة رئيس الموساد" must not skip "رئيس")
+                led = next(((te, t_) for ts, te, t_ in titles if ts in (k0, k, k + 1)), None)
+                if led is not None:  # "وفد برازيلي برئاسة وزير الخارجية ماورو فييرا": a minister leads it
+                    # the leader's office is the delegation's identity ("برئاسة رئيس الموساد" -> the Mossad chief)
+                    m.high, m.title = True, led[1]
+                    k = m.end = led[0]
+                    out[:] = [x for x in out if x is m or not (m.start <= x.start and x.end <= m.end)]
                     while k < len(toks) and (toks[k] in ",\"" or k in hon):
                         k += 1
                 if k in offs:
@@ -1016,6 +1020,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             places = _places_after(hits, sent, e, subj[0].start, direct_ok=e)
         if not places:
             places = _places_after(hits, sent, start, stop, direct_ok=start)
+        if not places and toks[s - 1:s] == ["كما"] and found and found[-1].sentence is sent:
+            places = [(s, found[-1].place)]  # "وصل X إلى القاهرة، كما وصل وفد ...": the same place
         for m in subj:
             for _ps, place in places:
                 found.append(_Found(m, sent, place, status))
