@@ -134,13 +134,15 @@ def _background(sent: Sentence, hits: list[Hit]) -> bool:
         return True
     # "وتأتي الزيارة بعد نحو شهرين من زيارة الأمير فيصل إلى طهران في يونيو الماضي": an earlier trip, dated
     since = [i for i, t in enumerate(toks) if t in ("زياره", "زيارات") and i and toks[i - 1] in _SINCE]
-    if since and any(t in _AGO for t in toks[since[0]:]) and all(p == "noun" for _s, _e, k, p in hits if k == "trig"):
-        return True
+    if since and any(t in _AGO for t in toks[since[0]:]) and all(
+            p == "noun" or s0 > since[0] for s0, _e, k, p in hits if k == "trig"):
+        return True  # (a trip word after it is that earlier trip's: "والتي التقى خلالها الرئيس")
     if not any(t in _PLUPERFECT for t in toks[:3]):
         return False
-    for i, t in enumerate(toks):
-        if "منذ" in toks[max(0, i - 2):i]:
-            continue  # "منذ عام 2013", "منذ مارس": a duration ("the first since"), not the trip's date
+    trig = min((s0 for s0, _e, k, _p in hits if k == "trig"), default=0)
+    for i, t in enumerate(toks[:trig + 12]):  # the trip's own date, not one in a later clause
+        if "منذ" in toks[max(0, i - 3):i]:
+            continue  # "منذ عام 2013", "منذ أواخر مايو/أيار": a duration ("the first since"), not the trip's date
         if t in _PAST_WORDS and (t != "مره" or "اخر" in toks[max(0, i - 2):i]):
             return True
         if len(t) == 4 and t.isdigit() and 1950 <= int(t) <= 2049:
@@ -1002,8 +1004,11 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
         ms = sorted(mentions, key=lambda m: m.start)
         first, link = subj[0], subj[0]
         for m in ms if first.sent is sent else []:
-            if m.start >= link.end and m.start - link.end <= 1 and (
-                    _conj(sent, m.start) or toks[link.end:m.start] == [","]) and (m.start < s or m.start > e):
+            gap = toks[link.end:m.start]
+            # "برنياع ورئيس جهاز الأمن العام (الشاباك) رونين بار": a coordinated title we do not know
+            and_title = 0 < len(gap) <= 7 and gap[0][:1] == "و" and gap[0] not in _NOT_AND and "," not in gap
+            if m.start >= link.end and (m.start - link.end <= 1 and (_conj(sent, m.start) or gap == [","])
+                                        or and_title) and (m.start < s or m.start > e):
                 subj.append(m)
                 link = m
         if first.sent is sent and first.end <= s and _conj(sent, first.start):
@@ -1013,6 +1018,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 break
         start = max([e] + [m.end for m in subj if m.sent is sent and m.start >= e])
         stop = min(len(toks), start + PLACE_WINDOW, max(nxt, start + 4))
+        if any(start <= cs < stop for cs, _ce, k, _p in hits if k == "companion"):
+            stop = min(len(toks), stop + 8, max(nxt, stop))  # "X، إلى جانب مسؤول ملف الرهائن، إلى الدوحة"
         places = []
         if start > e and subj[0].sent is sent and subj[0].start > e:
             # "وصل إلى القاهرة وفد من حركة حماس": the place between the verb and its subject is the destination
@@ -1022,9 +1029,13 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             places = _places_after(hits, sent, start, stop, direct_ok=start)
         if not places and toks[s - 1:s] == ["كما"] and found and found[-1].sentence is sent:
             places = [(s, found[-1].place)]  # "وصل X إلى القاهرة، كما وصل وفد ...": the same place
+        lead_id = identity(subj[0], kn) if len(subj) > 1 else ""
         for m in subj:
             for _ps, place in places:
-                found.append(_Found(m, sent, place, status))
+                f = _Found(m, sent, place, status)
+                if m is not subj[0] and m.country == subj[0].country:
+                    f.extra["trip"] = lead_id  # "وصل برنياع ورئيس الشاباك رونين بار": one delegation, one trip
+                found.append(f)
     return found
 
 
