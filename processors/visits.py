@@ -695,6 +695,9 @@ _BARE_INVITATION = frozenset(normalize(w) for w in ("دعوة", "الدعوة", 
 _ACCEPTED = frozenset(normalize(w) for w in ("تلبية", "استجابة", "تلبيه", "استجابه", "قبل", "قبلت", "لبى", "لبت"))
 _CARRIED_OUT = frozenset(normalize(w) for w in ("قام", "قامت", "يقوم", "تقوم", "سيقوم", "ستقوم", "أجرى", "أجرت", "يجري",
                                                 "تجري"))
+_INCLUDE = frozenset({"يضم", "تضم"})
+_MEETING_NOUNS = frozenset({"اجتماع", "لقاء", "قمه", "محادثات", "مباحثات", "مفاوضات", "موتمر", "رباعي", "ثلاثي",
+                            "خماسي", "رباعيه", "ثلاثيه"})
 _NOT_TRAVELLER = frozenset({"مع", "فريق", "وفريق", "ادارة", "اداره", "حكومه", "لحكومه"})
 _NOT_AND = frozenset({"وزير", "وزيره", "وزراء", "وفد", "وكيل", "وكاله", "وحده", "وسيط", "وسطاء", "وسط"})
 _WELCOME = frozenset(normalize(w) for w in ("رحب", "رحبت", "يرحب", "ترحب", "ورحب", "ورحبت", "ويرحب", "وترحب"))
@@ -882,6 +885,16 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                     found.append(_Found(m, sent, place, "upcoming" if future else "arrived"))
             continue
         subj: list[Mention]
+        if kind == "attend" and (toks[s] in _INCLUDE or sent.stems[s] in _INCLUDE):
+            # only right after a meeting noun ("اجتماع رباعي يضم"), in a sentence that reports the trip to it
+            lead = next((f for f in reversed(found) if f.sentence is sent and f.mention.end <= s), None)
+            if lead is None or not any(st in _MEETING_NOUNS for st in sent.stems[max(0, s - 3):s]):
+                continue
+            for m in mentions:
+                if m.start >= e and id(m) not in hosts and m is not lead.mention \
+                        and _words_between(sent, hits, e, m.start) <= 12:
+                    found.append(_Found(m, sent, lead.place, lead.status))
+            continue
         if kind == "attend":
             if adj_before and id(adj_before[-1]) not in hosts:
                 subj = [adj_before[-1]]
