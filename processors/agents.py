@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -74,8 +75,9 @@ def wire(pipe: Pipeline, metrics: Metrics) -> None:
     async def to_deadletter(stage: str, reason: str, event: Any) -> None:
         await _to_deadletter(pipe, metrics, stage, reason, event)
 
-    async def enrich_one(send: Any, event: Any) -> bytes | None:
-        """Enrich one raw event and queue its outputs; returns its story item (JSON) for the batch's story message."""
+    async def enrich_one(send: Any, event: Any, counts: Counter[tuple[str, str]]) -> bytes | None:
+        """Enrich one raw event and queue its outputs; returns its story item (JSON) for the batch's story message.
+        Its metric increments are added to ``counts`` (the batch applies them once per label value)."""
         t0 = time.perf_counter()
         try:
             article = decode(Article, event.value)
@@ -100,19 +102,30 @@ def wire(pipe: Pipeline, metrics: Metrics) -> None:
             log.exception("sending the outputs of %s failed", event.key)
             await to_deadletter("enrich-send", f"{type(e).__name__}: {e}", event)
             return None
-        metrics.articles_processed.labels(article.source).inc()
+        counts["source", article.source] += 1
         for name in enriched.labels.true_labels():
-            metrics.articles_labelled.labels(name).inc()
+            counts["label", name] += 1
         if enriched.visits:
-            metrics.visits_detected.inc(len(enriched.visits))
+            counts["visits", ""] += len(enriched.visits)
         enrich_seconds.observe(time.perf_counter() - t0)
         return story
+
+    def count(counts: Counter[tuple[str, str]]) -> None:
+        for (kind, value), n in counts.items():
+            if kind == "source":
+                metrics.articles_processed.labels(value).inc(n)
+            elif kind == "label":
+                metrics.articles_labelled.labels(value).inc(n)
+            else:
+                metrics.visits_detected.inc(n)
 
     @app.agent(pipe.raw, name="enrich")
     async def enrich(stream: Any) -> None:
         async for events in stream.noack_take(ENRICH_BATCH, within=ENRICH_BATCH_SECONDS):
             send = producer_send(app)
-            items = [item for event in events if (item := await enrich_one(send, event)) is not None]
+            counts: Counter[tuple[str, str]] = Counter()
+            items = [item for event in events if (item := await enrich_one(send, event, counts)) is not None]
+            count(counts)
             for message in story_messages(items):
                 await send(stories_topic, message, key=STORY_SHARD)
             for event in events:  # every output of the batch is queued: the next commit (after a flush) may pass it

@@ -234,11 +234,12 @@ def story_item(article: EnrichedArticle) -> StoryItem:
         ents.add(f"who:{v.visitor_id}")
         if v.destination_city:
             ents.add(f"city:{normalize(v.destination_city)}")
-    return StoryItem(article_id=article.id, t=article.event_time, source=article.source, url=article.url,
-                     title=article.title or _snippet(text), labels=article.labels.true_labels(),
-                     words=words,
-                     visit_keys=sorted({v.key for v in article.visits}), entities=sorted(ents),
-                     replay=article.replay, notify=article.notify)
+    # every field is built here with its declared type (the article is validated): no second validation
+    return StoryItem.model_construct(article_id=article.id, t=article.event_time, source=article.source,
+                                     url=article.url, title=article.title or _snippet(text),
+                                     labels=article.labels.true_labels(), words=words,
+                                     visit_keys=sorted({v.key for v in article.visits}), entities=sorted(ents),
+                                     replay=article.replay, notify=article.notify)
 
 
 def jaccard(a: Iterable[int], b: Iterable[int]) -> float:
