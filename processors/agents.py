@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -74,8 +75,9 @@ def wire(pipe: Pipeline, metrics: Metrics) -> None:
     async def to_deadletter(stage: str, reason: str, event: Any) -> None:
         await _to_deadletter(pipe, metrics, stage, reason, event)
 
-    async def enrich_one(send: Any, event: Any) -> bytes | None:
-        """Enrich one raw event and queue its outputs; returns its story item (JSON) for the batch's story message."""
+    async def enrich_one(send: Any, event: Any, counts: Counter[tuple[str, str]]) -> bytes | None:
+        """Enrich one raw event and queue its outputs; returns its story item (JSON) for the batch's story message.
+        Its metric increments are added to ``counts`` (the batch applies them once per label value)."""
         t0 = time.perf_counter()
         try:
             article = decode(Article, event.value)
@@ -100,29 +102,51 @@ def wire(pipe: Pipeline, metrics: Metrics) -> None:
             log.exception("sending the outputs of %s failed", event.key)
             await to_deadletter("enrich-send", f"{type(e).__name__}: {e}", event)
             return None
-        metrics.articles_processed.labels(article.source).inc()
+        counts["source", article.source] += 1
         for name in enriched.labels.true_labels():
-            metrics.articles_labelled.labels(name).inc()
+            counts["label", name] += 1
         if enriched.visits:
-            metrics.visits_detected.inc(len(enriched.visits))
+            counts["visits", ""] += len(enriched.visits)
         enrich_seconds.observe(time.perf_counter() - t0)
         return story
+
+    def count(counts: Counter[tuple[str, str]]) -> None:
+        for (kind, value), n in counts.items():
+            if kind == "source":
+                metrics.articles_processed.labels(value).inc(n)
+            elif kind == "label":
+                metrics.articles_labelled.labels(value).inc(n)
+            else:
+                metrics.visits_detected.inc(n)
 
     @app.agent(pipe.raw, name="enrich")
     async def enrich(stream: Any) -> None:
         async for events in stream.noack_take(ENRICH_BATCH, within=ENRICH_BATCH_SECONDS):
             send = producer_send(app)
-            items = [item for event in events if (item := await enrich_one(send, event)) is not None]
+            counts: Counter[tuple[str, str]] = Counter()
+            items = [item for event in events if (item := await enrich_one(send, event, counts)) is not None]
+            count(counts)
             for message in story_messages(items):
                 await send(stories_topic, message, key=STORY_SHARD)
             for event in events:  # every output of the batch is queued: the next commit (after a flush) may pass it
                 await stream.ack(event)
+
+    published_hist, ingested_hist = metrics.published_to_alert_seconds, metrics.ingested_to_alert_seconds
+    children: dict[tuple[Any, str], Any] = {}
+
+    def child(metric: Any, kind: str) -> Any:
+        """``metric.labels(kind)``, looked up once per kind (a labels() call takes a lock and builds a key)."""
+        hit = children.get((metric, kind))
+        if hit is None:
+            hit = children[metric, kind] = metric.labels(kind)
+        return hit
 
     async def novelty_batch(events: list[Any]) -> None:
         t0 = time.perf_counter()
         states: dict[str, KeyState | None] = {}  # the batch's view of the table: read once, written once per key
         last_event: dict[str, Any] = {}  # key -> the last event reporting it (its partition holds the key's state)
         alerts: dict[str, list[Alert]] = {}
+        alerts_raised: Counter[tuple[str, str]] = Counter()
         n = 0
         for event in events:
             try:
@@ -148,14 +172,14 @@ def wire(pipe: Pipeline, metrics: Metrics) -> None:
             if not counted:
                 continue  # a redelivery: state unchanged, its alert is sent again (rolled up with the key's others)
             last_event[visit.key] = event
-            metrics.alerts.labels(alert.kind, alert.severity).inc()
+            alerts_raised[alert.kind, alert.severity] += 1
             now = utcnow()
             if visit.published_at:
-                metrics.published_to_alert_seconds.labels(alert.kind).observe(
-                    max(0.0, (now - visit.published_at).total_seconds()))
+                child(published_hist, alert.kind).observe(max(0.0, (now - visit.published_at).total_seconds()))
             if visit.fetched_at:
-                metrics.ingested_to_alert_seconds.labels(alert.kind).observe(
-                    max(0.0, (now - visit.fetched_at).total_seconds()))
+                child(ingested_hist, alert.kind).observe(max(0.0, (now - visit.fetched_at).total_seconds()))
+        for (kind, severity), count in alerts_raised.items():
+            metrics.alerts.labels(kind, severity).inc(count)
         # state first, then the alerts (as one event at a time did): a crash in between re-sends on redelivery
         for key, event in last_event.items():
             state = states[key]
@@ -196,7 +220,8 @@ def story_payload(enriched: EnrichedArticle) -> bytes | None:
     """The StoryItem JSON for the internal stories topic, or None when the article does not enter the index."""
     if not indexed(enriched):
         return None
-    return story_item(enriched).model_dump_json().encode("utf-8")
+    item = story_item(enriched)
+    return item.__pydantic_serializer__.to_json(item)
 
 
 def story_messages(items: list[bytes], size: int = STORY_ITEMS_PER_MESSAGE) -> list[bytes]:

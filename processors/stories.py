@@ -234,11 +234,12 @@ def story_item(article: EnrichedArticle) -> StoryItem:
         ents.add(f"who:{v.visitor_id}")
         if v.destination_city:
             ents.add(f"city:{normalize(v.destination_city)}")
-    return StoryItem(article_id=article.id, t=article.event_time, source=article.source, url=article.url,
-                     title=article.title or _snippet(text), labels=article.labels.true_labels(),
-                     words=words,
-                     visit_keys=sorted({v.key for v in article.visits}), entities=sorted(ents),
-                     replay=article.replay, notify=article.notify)
+    # every field is built here with its declared type (the article is validated): no second validation
+    return StoryItem.model_construct(article_id=article.id, t=article.event_time, source=article.source,
+                                     url=article.url, title=article.title or _snippet(text),
+                                     labels=article.labels.true_labels(), words=words,
+                                     visit_keys=sorted({v.key for v in article.visits}), entities=sorted(ents),
+                                     replay=article.replay, notify=article.notify)
 
 
 def jaccard(a: Iterable[int], b: Iterable[int]) -> float:
@@ -367,10 +368,11 @@ class _Shape:
     """The members of one event-time bucket with one signature (words, visit keys, entities): copies of a
     text in a bucket are compared once."""
 
-    __slots__ = ("words", "visits", "ents", "bucket", "members")
+    __slots__ = ("words", "n", "visits", "ents", "bucket", "members")
 
     def __init__(self, words: frozenset[int], visits: frozenset[str], ents: frozenset[str], bucket: int) -> None:
         self.words, self.visits, self.ents, self.bucket = words, visits, ents, bucket
+        self.n = len(words)
         self.members: dict[str, float] = {}  # article id -> event time (epoch seconds)
 
 
@@ -479,27 +481,35 @@ class StoryIndex:
             return set()
         t = item.t.timestamp()
         b = int(t // _WINDOW_S)
-        near = [p for p in (self.postings.get(b - 1), self.postings.get(b), self.postings.get(b + 1)) if p]
-        lists = [s for p in near for w in words if (s := p.get(w))]
+        gets = [p.get for p in (self.postings.get(b - 1), self.postings.get(b), self.postings.get(b + 1)) if p]
+        lists = [s for get in gets for s in map(get, words) if s]
         need = max(1, math.ceil(ENTITY_MIN * n - 1e-9))  # shared words any text/entity match must have
         skipped = 0
         if len(lists) > need and SKIP_DF < max(map(len, lists)):
             lists.sort(key=len, reverse=True)
             while skipped < need - 1 and len(lists[skipped]) > SKIP_DF:
                 skipped += 1
-        counts: Counter[_Shape] = Counter(chain.from_iterable(lists[skipped:]))
+        counts: Counter[_Shape] = Counter(chain.from_iterable(lists[skipped:] if skipped else lists))
         floor = need - skipped  # fewer counted shared words than this: below ENTITY_MIN, only the visit rule
-        cands = [(s, c) for s, c in counts.items() if c >= floor]
-        if len(cands) > MAX_CANDIDATES:
-            cands = heapq.nlargest(MAX_CANDIDATES, cands, key=lambda kv: kv[1])
         visits, ents = frozenset(item.visit_keys), frozenset(item.entities)
         out: set[str] = set()
-        for shape, c in cands:
-            if skipped:
-                c = len(words & shape.words)
-            j = c / (n + len(shape.words) - c)
-            if j >= ENTITY_MIN:
-                self._verify(shape, j, t, visits, ents, out)
+        verify = self._verify
+        if not skipped and len(counts) <= MAX_CANDIDATES:  # the common case: every count is exact, no cap applies
+            for shape, c in counts.items():
+                if c >= floor:
+                    j = c / (n + shape.n - c)
+                    if j >= ENTITY_MIN:
+                        verify(shape, j, t, visits, ents, out)
+        else:
+            cands = [(s, c) for s, c in counts.items() if c >= floor]
+            if len(cands) > MAX_CANDIDATES:
+                cands = heapq.nlargest(MAX_CANDIDATES, cands, key=lambda kv: kv[1])
+            for shape, c in cands:
+                if skipped:
+                    c = len(words & shape.words)
+                j = c / (n + shape.n - c)
+                if j >= ENTITY_MIN:
+                    verify(shape, j, t, visits, ents, out)
         for vk in visits:  # the visit rule (Jaccard >= VISIT_MIN) holds below ENTITY_MIN too
             for shape in self.visit_postings.get(vk, ()):
                 if abs(shape.bucket - b) <= 1:

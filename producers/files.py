@@ -110,6 +110,24 @@ def read_text_file(path: Path, *, source: str = "file", replay: bool = False) ->
     return Article(id=path.stem, source=source, title=title, body=body, replay=replay)
 
 
+_ARTICLE_LINE = b'{"version":'  # how a serialised Article (an archive line) starts
+_ARCHIVE_KEYS = frozenset(("version", "body", "fetched_at"))
+
+
+def _archived_article(raw: bytes, replay: bool) -> Article | None:
+    """The Article of an archive line parsed straight from its bytes (no dict in between: ~3x faster), or None to
+    take the general path. Only a line that holds ``version``, ``body`` and ``fetched_at`` itself is taken here
+    (``model_fields_set`` is what the line holds), exactly the lines ``article_from_record`` validates as an
+    Article; anything else, including every line that fails, goes the general way and gets its usual error."""
+    try:
+        art = Article.model_validate_json(raw)
+    except ValidationError:
+        return None
+    if not _ARCHIVE_KEYS <= art.model_fields_set:
+        return None
+    return art.model_copy(update={"replay": True}) if replay else art
+
+
 def read_jsonl(lines: Iterable[bytes], name: str, *, replay: bool = False) -> Iterator[Item]:
     """Articles from JSONL lines; a bad line yields an InputError naming ``name`` and the line number.
 
@@ -128,6 +146,11 @@ def read_jsonl(lines: Iterable[bytes], name: str, *, replay: bool = False) -> It
             return
         if not raw.strip():
             continue
+        if raw.startswith(_ARTICLE_LINE) and len(raw) <= MAX_RECORD_BYTES:
+            art = _archived_article(raw, replay)
+            if art is not None:
+                yield art
+                continue
         try:
             if len(raw) > MAX_RECORD_BYTES:
                 raise ValueError(f"line of {len(raw)} bytes exceeds the {MAX_RECORD_BYTES}-byte limit")

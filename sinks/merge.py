@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from trucewatch.schema import Alert, AlertLink
 
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 
+_ISO: dict[tuple[datetime, object], str] = {}  # (time, its tzinfo) -> isoformat: equal keys format the same
+_ISO_MAX = 100_000
+
+
+def _iso(d: datetime) -> str:
+    key = (d, d.tzinfo)
+    s = _ISO.get(key)
+    if s is None:
+        if len(_ISO) >= _ISO_MAX:
+            _ISO.clear()
+        s = _ISO[key] = d.isoformat()
+    return s
+
+
 def _link_order(link: AlertLink) -> tuple[str, str]:
-    return (link.published_at.isoformat() if link.published_at else "~", link.article_id)
+    # isoformat order (as stored); memoised: links are re-sorted on every merge and formatting dominated it
+    return (_iso(link.published_at) if link.published_at else "~", link.article_id)
 
 
 def merge_links(a: list[AlertLink], b: list[AlertLink]) -> list[AlertLink]:

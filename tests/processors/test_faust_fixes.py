@@ -146,3 +146,121 @@ def test_rewind_uncommitted_seeks_them_to_the_start_only_with_earliest() -> None
     seeks.clear()
     asyncio.run(rewind_uncommitted(Consumer("latest"), committed))
     assert seeks == []
+
+
+# --- 5. delivery without four tasks per record -----------------------------------------------------------------
+
+class FlowConsumer:
+    """What ``deliver`` uses of a faust Consumer: ``wait_first`` (mode's own) and the ``suspend_flow`` event."""
+
+    def __init__(self) -> None:
+        from mode import Service
+        from mode.utils.locks import Event
+
+        self.service = Service()
+        self.suspend_flow = Event()
+
+    async def wait_first(self, *coros: Any) -> Any:
+        return await self.service.wait_first(*coros)
+
+
+def test_a_callback_that_does_not_suspend_is_delivered_at_once_without_tasks() -> None:
+    from processors.faust_fixes import deliver
+
+    seen: list[int] = []
+
+    async def callback(m: int) -> None:
+        seen.append(m)
+
+    async def main() -> int:
+        c = FlowConsumer()
+        before = len(asyncio.all_tasks())
+        for i in range(5):
+            await deliver(c, callback, i)
+        return len(asyncio.all_tasks()) - before
+
+    assert asyncio.run(main()) == 0
+    assert seen == [0, 1, 2, 3, 4]
+
+
+def test_a_callback_that_suspends_is_waited_for_until_it_completes() -> None:
+    from processors.faust_fixes import deliver
+
+    steps: list[str] = []
+
+    async def callback(m: int) -> None:
+        steps.append("start")
+        await asyncio.sleep(0)  # a bare yield
+        fut = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(0.01, fut.set_result, m)
+        steps.append(f"got {await fut}")
+
+    async def main() -> None:
+        await deliver(FlowConsumer(), callback, 7)
+        steps.append("delivered")
+
+    asyncio.run(main())
+    assert steps == ["start", "got 7", "delivered"]
+
+
+def test_a_suspended_callback_is_cancelled_when_the_flow_is_suspended_as_with_wait_first() -> None:
+    from processors.faust_fixes import deliver
+
+    steps: list[str] = []
+
+    async def callback(m: int) -> None:
+        try:
+            await asyncio.Event().wait()  # blocks, like on_message while flow control is suspended
+        except asyncio.CancelledError:
+            steps.append("cancelled")
+            raise
+
+    async def main() -> None:
+        c = FlowConsumer()
+        asyncio.get_running_loop().call_later(0.01, c.suspend_flow.set)
+        await deliver(c, callback, 1)
+        await asyncio.sleep(0.01)
+        steps.append("returned")
+
+    asyncio.run(main())
+    assert steps == ["cancelled", "returned"]
+
+
+def test_errors_of_the_callback_propagate_in_both_paths() -> None:
+    import pytest
+
+    from processors.faust_fixes import deliver
+
+    async def at_once(m: int) -> None:
+        raise ValueError("bad at once")
+
+    async def later(m: int) -> None:
+        await asyncio.sleep(0.001)
+        raise ValueError("bad later")
+
+    for cb, text in ((at_once, "at once"), (later, "later")):
+        with pytest.raises(ValueError, match=text):
+            asyncio.run(deliver(FlowConsumer(), cb, 1))
+
+
+def test_context_variables_set_by_the_callback_stay_in_its_own_context() -> None:
+    import contextvars
+
+    from processors.faust_fixes import deliver
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="outer")
+
+    async def callback(m: int) -> None:
+        var.set("inner")
+        await asyncio.sleep(0)
+        assert var.get() == "inner"
+
+    async def main() -> str:
+        await deliver(FlowConsumer(), callback, 1)
+        await deliver(FlowConsumer(), lambda m: _set(var), 2)
+        return var.get()
+
+    async def _set(v: contextvars.ContextVar[str]) -> None:
+        v.set("inner")
+
+    assert asyncio.run(main()) == "outer"

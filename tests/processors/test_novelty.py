@@ -144,3 +144,21 @@ def test_roll_up_equals_folding_the_alerts_with_the_stores_merge() -> None:
             exclude={"kind", "corroborations"})
         assert rolled.kind == ("visit_update" if any(a.kind == "visit_update" for a in alerts) else "new_visit")
         assert rolled.corroborations == max(folded.corroborations, *(a.corroborations for a in alerts))
+
+
+@pytest.mark.parametrize("kw", [{}, {"first_in": "first visit in 13 years", "role_en": "Foreign Minister"},
+                                {"status": "upcoming", "url": "https://x/a", "title": "t", "replay": True},
+                                {"published_at": None, "fetched_at": T0, "notify": False}])
+def test_alert_for_builds_the_same_alert_as_validating_its_fields(kw: dict[str, object]) -> None:
+    from processors.novelty import alert_for
+    from trucewatch.schema import Alert
+
+    v = visit("a", **kw)
+    state, _ = observe(None, v, WINDOW)
+    state, _ = observe(state, visit("b", 2), WINDOW)
+    for kind in ("new_visit", "visit_update"):
+        built = alert_for(v, state, kind)
+        validated = Alert.model_validate(built.model_dump())
+        assert built == validated
+        assert built.to_bytes() == validated.to_bytes() == validated.model_dump_json().encode("utf-8")
+        assert built.id == alert_id("new_visit", v.key)

@@ -79,3 +79,36 @@ def test_out_of_range_epoch_dates_are_per_record_errors(tmp_path: Path) -> None:
     errs = [i for i in items if isinstance(i, InputError)]
     assert sorted(e.line for e in errs) == [2, 3, 4]
     assert all("date" in str(e) for e in errs), [str(e) for e in errs]
+
+
+def test_archive_lines_read_from_bytes_equal_the_general_path(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from producers.files import article_from_record, read_jsonl
+
+    full = Article(id="a1", url="https://x/1", source="s", title="عنوان", body="نص\nآخر", summary="ملخص",
+                   published_at=datetime(2025, 3, 4, 5, 6, 7, 890, tzinfo=UTC), notify=False).to_bytes()
+    lines = [
+        full,  # an archive line: the fast path
+        b'{"version":1,"id":"a2","title":"t","body":"b"}',  # no fetched_at: not an archived Article
+        b'{"version":1,"id":"a3","title":"t","fetched_at":"2025-01-01T00:00:00Z"}',  # no body
+        b'{"version":2,"id":"a4","body":"b","fetched_at":"2025-01-01T00:00:00Z"}',  # unknown version: an error
+        b'{"version":1,"id":"a5","body":"\xff","fetched_at":"2025-01-01T00:00:00Z"}',  # not UTF-8: an error
+        b'{"version":1,"id":"","body":"b","fetched_at":"2025-01-01T00:00:00Z"}',  # empty id: an error
+        b'{"version":1,"id":"a6","body":"b","fetched_at":"2025-01-01T00:00:00+03:00","extra":[1]}',
+    ]
+    for replay in (False, True):
+        got = list(read_jsonl(lines, "f", replay=replay))
+        for raw, item in zip(lines, got, strict=True):
+            try:
+                expected: object = article_from_record(json.loads(raw.decode("utf-8")), replay=replay)
+            except Exception as e:  # noqa: BLE001 - the general path's error is what the fast path must give too
+                expected = type(e)
+            if isinstance(item, Article):
+                assert isinstance(expected, Article)
+                if not {"version", "body", "fetched_at"} <= json.loads(raw).keys():  # stamped with utcnow() each
+                    expected = expected.model_copy(update={"fetched_at": item.fetched_at})
+                assert item == expected and item.to_bytes() == expected.to_bytes()
+            else:
+                assert isinstance(item, InputError) and expected in (ValueError, UnicodeDecodeError) or \
+                    isinstance(expected, type), (raw, item, expected)
