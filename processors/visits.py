@@ -563,7 +563,7 @@ def _topic_ends(hits: list[Hit]) -> set[int]:
 
 _DELIVERY = ("ادخال", "لادخال", "وادخال", "ايصال", "لايصال", "وايصال", "تسليم", "لتسليم")
 _INTRO = frozenset({"الي", "في", "العاصمه", "مدينه", "منتجع", ",", "بلده", "لدوله", "دوله", "منطقه", "محافظه",
-                    "ولايه", "اقليم"})
+                    "ولايه", "اقليم", "مطار"})
 _DIRECTION = frozenset({"جنوب", "جنوبي", "شمال", "شمالي", "شرق", "شرقي", "غرب", "غربي", "وسط", "قرب", "بالقرب"})
 _INTRO_PREFIX = ("ل", "ب", "وب", "ول", "فب", "فل")
 
@@ -1016,14 +1016,19 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
         # coordinated subjects: "ويتكوف وكوشنر", "ويتكوف، ومستشار البيت الأبيض كوشنر، سيصلان"
         ms = sorted(mentions, key=lambda m: m.start)
         first, link = subj[0], subj[0]
+        joint: set[int] = set()
         for m in ms if first.sent is sent else []:
             gap = toks[link.end:m.start]
-            # "برنياع ورئيس جهاز الأمن العام (الشاباك) رونين بار": a coordinated title we do not know
-            and_title = 0 < len(gap) <= 7 and gap[0][:1] == "و" and gap[0] not in _NOT_AND and "," not in gap
+            g = gap[1:] if gap[:1] == [","] else gap
+            # "برنياع ورئيس جهاز الأمن العام (الشاباك) رونين بار", "السراج، والقائد العام للقوات المسلحة المشير
+            # خليفة حفتر": a coordinated title we do not know
+            and_title = 0 < len(g) <= 7 and g[0][:1] == "و" and g[0] not in _NOT_AND and "," not in g
             if m.start >= link.end and (m.start - link.end <= 1 and (_conj(sent, m.start) or gap == [","])
                                         or and_title) and (m.start < s or m.start > e):
                 subj.append(m)
                 link = m
+                if "," not in gap:
+                    joint.add(id(m))  # "برنياع ورئيس الشاباك بار": one party; "السراج، وحفتر": two
         if first.sent is sent and first.end <= s and _conj(sent, first.start):
             for m in reversed([x for x in ms if x.end <= first.start]):
                 if first.start - m.end <= 1:
@@ -1046,7 +1051,7 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
         for m in subj:
             for _ps, place in places:
                 f = _Found(m, sent, place, status)
-                if m is not subj[0] and m.country == subj[0].country:
+                if id(m) in joint and m.country == subj[0].country:
                     f.extra["trip"] = lead_id  # "وصل برنياع ورئيس الشاباك رونين بار": one delegation, one trip
                 found.append(f)
     return found
