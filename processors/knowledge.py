@@ -32,6 +32,13 @@ class _LineLoader(yaml.SafeLoader):  # type: ignore[misc]
 
 
 def _mapping_with_line(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _value in node.value:
+        key = key_node.value
+        if key in seen:  # YAML would keep the last silently: an entry written twice is a mistake in the file
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first on line {seen[key]})", key_node.start_mark)
+        seen[key] = key_node.start_mark.line + 1
     m: dict[Any, Any] = loader.construct_mapping(node, deep=True)
     m[_LINE] = node.start_mark.line + 1
     return m

@@ -87,6 +87,7 @@ _DIACRITIC_RE = re.compile(r"[\u064B-\u065F\u0670\u0640]")
 # "وكانت آخر زيارة لـ") together with a date that puts the trip in the past (a month, a year, "الماضي", "آخر مرة").
 # "وكان X قد وصل مساء أمس" has no such date and stays a report.
 _PLUPERFECT = frozenset({"كان", "كانت", "وكان", "وكانت", "فكان", "فكانت"})
+_PERIODS = frozenset({"الشهر", "الاسبوع", "العام", "السنه"})
 _SINCE = frozenset({"من", "منذ", "عقب", "بعد", "اثر"})
 _AGO = frozenset({"الماضي", "الماضيه", "السابق", "السابقه"})
 _PAST_WORDS = frozenset({"الماضي", "الماضيه", "مره", "مطلع", "اوايل", "منتصف"} | {normalize(n).split()[0] for ns in _MONTHS.values() for n in ns})
@@ -145,6 +146,8 @@ def _background(sent: Sentence, hits: list[Hit]) -> bool:
             continue  # "منذ عام 2013", "منذ أواخر مايو/أيار": a duration ("the first since"), not the trip's date
         if t in _PAST_WORDS and (t != "مره" or "اخر" in toks[max(0, i - 2):i]):
             return True
+        if t == "سابق" and toks[i + 1:i + 2] == ["من"] and not _PERIODS.isdisjoint(toks[i + 2:i + 3]):
+            return True  # "في وقت سابق من الشهر الجاري" (but "في وقت سابق من اليوم" is the same trip)
         if len(t) == 4 and t.isdigit() and 1950 <= int(t) <= 2049:
             return True
     return False
@@ -366,12 +369,11 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
                     k += 1
                 k0 = le + (le < len(toks) and toks[le] in ",\"")
                 # (a title is also an honorific: "برئاسة رئيس الموساد" must not skip "رئيس")
-                led = next(((te, t_) for ts, te, t_ in titles if ts in (k0, k, k + 1)), None)
-                if led is not None:  # "وفد برازيلي برئاسة وزير الخارجية ماورو فييرا": a minister leads it
+                lt = next(((te, t_) for ts, te, t_ in titles if ts in (k0, k, k + 1)), None)
+                if lt is not None:  # "وفد برازيلي برئاسة وزير الخارجية ماورو فييرا": a minister leads it
                     # the leader's office is the delegation's identity ("برئاسة رئيس الموساد" -> the Mossad chief)
-                    m.high, m.title = True, led[1]
-                    k = m.end = led[0]
-                    out[:] = [x for x in out if x is m or not (m.start <= x.start and x.end <= m.end)]
+                    m.high, m.title = True, lt[1]
+                    k = m.end = lt[0]
                     while k < len(toks) and (toks[k] in ",\"" or k in hon):
                         k += 1
                 if k in offs:
@@ -384,6 +386,10 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
                     if span:
                         m.name, m.high = span, True
                         m.end = span[1]
+    # the leader's own mention inside a delegation's ("وفد كويتي برئاسة وزير الخارجية X"): the delegation speaks
+    dele = [m for m in out if m.title and m.title.delegation and m.end - m.start > 2]
+    if dele:
+        out[:] = [x for x in out if not any(d is not x and d.start < x.start and x.end <= d.end for d in dele)]
     if coref is not None and coref.ministers:
         # "الوزير الياباني" after "وزير الخارجية الياباني تاكيشي إيوايا": the one minister of that country named
         for m in out:
