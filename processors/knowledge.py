@@ -19,7 +19,8 @@ from trucewatch.settings import PACKAGE_CONFIG_DIR
 
 FILES = ("lexicon.yaml", "roles.yaml", "places.yaml", "officials.yaml")
 LABELS = ("ceasefire", "mediation", "aid")
-TRAVEL_KINDS = ("arrived", "upcoming", "ongoing", "noun", "tour", "attend", "hosting", "meeting", "talks", "lodge", "press")
+TRAVEL_KINDS = ("arrived", "upcoming", "ongoing", "noun", "tour", "attend", "hosting", "meeting", "talks", "lodge",
+                "press")
 TRAVEL_MARKERS = ("venue", "invitation", "negation", "denial", "remote", "future", "companion", "led_by",
                   "titles_before_names")
 _LINE = "__line__"

@@ -90,7 +90,8 @@ _PLUPERFECT = frozenset({"كان", "كانت", "وكان", "وكانت", "فكا
 _PERIODS = frozenset({"الشهر", "الاسبوع", "العام", "السنه"})
 _SINCE = frozenset({"من", "منذ", "عقب", "بعد", "اثر"})
 _AGO = frozenset({"الماضي", "الماضيه", "السابق", "السابقه"})
-_PAST_WORDS = frozenset({"الماضي", "الماضيه", "مره", "مطلع", "اوايل", "منتصف"} | {normalize(n).split()[0] for ns in _MONTHS.values() for n in ns})
+_PAST_WORDS = frozenset({"الماضي", "الماضيه", "مره", "مطلع", "اوايل", "منتصف"}
+                        | {normalize(n).split()[0] for ns in _MONTHS.values() for n in ns})
 
 
 @dataclass
@@ -862,8 +863,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             fi = next((i for i in range(anchor, min(len(toks), anchor + 4)) if toks[i] == "في"), None)
             if fi is not None and fi + 1 not in place_starts:
                 # "التقى في وقت سابق من اليوم في تل أبيب الرئيس": the venue is the "في" that names a place
-                fi = next((i for i in range(fi, min(len(toks), anchor + 8)) if toks[i] == "في" and i + 1 in place_starts),
-                          fi)
+                fi = next((i for i in range(fi, min(len(toks), anchor + 8))
+                           if toks[i] == "في" and i + 1 in place_starts), fi)
             if fi is None:  # "التقى الوزير البرتغالي في عمان نظيره الأردني": the place between the participants
                 fi = next((i for i in range(e, anchor) if toks[i] == "في" and i + 1 in place_starts), None)
             if fi is None and toks[0] in ("في", "وفي") and 1 in place_starts and "," in toks[2:s]:
@@ -893,13 +894,13 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
         subj: list[Mention]
         if kind == "attend" and (toks[s] in _INCLUDE or sent.stems[s] in _INCLUDE):
             # only right after a meeting noun ("اجتماع رباعي يضم"), in a sentence that reports the trip to it
-            lead = next((f for f in reversed(found) if f.sentence is sent and f.mention.end <= s), None)
-            if lead is None or not any(st in _MEETING_NOUNS for st in sent.stems[max(0, s - 3):s]):
+            trip = next((f for f in reversed(found) if f.sentence is sent and f.mention.end <= s), None)
+            if trip is None or not any(st in _MEETING_NOUNS for st in sent.stems[max(0, s - 3):s]):
                 continue
             for m in mentions:
-                if m.start >= e and id(m) not in hosts and m is not lead.mention \
+                if m.start >= e and id(m) not in hosts and m is not trip.mention \
                         and _words_between(sent, hits, e, m.start) <= 12:
-                    found.append(_Found(m, sent, lead.place, lead.status))
+                    found.append(_Found(m, sent, trip.place, trip.status))
             continue
         if kind == "attend":
             if adj_before and id(adj_before[-1]) not in hosts:
@@ -945,7 +946,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             continue
         if kind == "lodge":
             # "وحل رئيس الوزراء القطري ... في القاهرة": only with the subject right after the verb and "في X" after it
-            subj = [m for m in after[:1] if m.start - e <= 2 and PUNCT.isdisjoint(toks[e:m.start]) and id(m) not in hosts]
+            subj = [m for m in after[:1]
+                    if m.start - e <= 2 and PUNCT.isdisjoint(toks[e:m.start]) and id(m) not in hosts]
             if not subj:
                 continue
             places = _places_after(hits, sent, subj[0].end, subj[0].end + 4, need_fi=True)
@@ -1025,10 +1027,10 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
         joint: set[int] = set()
         for m in ms if first.sent is sent else []:
             gap = toks[link.end:m.start]
-            g = gap[1:] if gap[:1] == [","] else gap
+            rest = gap[1:] if gap[:1] == [","] else gap
             # "برنياع ورئيس جهاز الأمن العام (الشاباك) رونين بار", "السراج، والقائد العام للقوات المسلحة المشير
             # خليفة حفتر": a coordinated title we do not know
-            and_title = 0 < len(g) <= 7 and g[0][:1] == "و" and g[0] not in _NOT_AND and "," not in g
+            and_title = 0 < len(rest) <= 7 and rest[0][:1] == "و" and rest[0] not in _NOT_AND and "," not in rest
             if m.start >= link.end and (m.start - link.end <= 1 and (_conj(sent, m.start) or gap == [","])
                                         or and_title) and (m.start < s or m.start > e):
                 subj.append(m)

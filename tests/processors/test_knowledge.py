@@ -57,7 +57,8 @@ def test_user_file_extends_and_overrides(tmp_path: Path) -> None:
         ("places.yaml", "cities:\n  Atlantis:\n    ar: [\"أتلانتس\"]\n", "cities.Atlantis"),
         ("lexicon.yaml", "labels:\n  aid:\n    terms:\n      مساعدات: lots\n", "labels.aid.terms"),
         ("roles.yaml", "titles: [unclosed\n", "roles.yaml"),
-        ("officials.yaml", "officials:\n  x: {names: [\"اسم\"], role: minister}\n  x: {names: [\"آخر\"], role: minister}\n",
+        ("officials.yaml",
+         "officials:\n  x: {names: [\"اسم\"], role: minister}\n  x: {names: [\"آخر\"], role: minister}\n",
          "duplicate key 'x' (first on line 2)"),
     ],
 )
