@@ -46,27 +46,15 @@
    Correction: with ``auto_offset_reset="earliest"``, an acked (agent) partition without a committed
    offset is rewound to offset 0 (the reset policy moves it to the log start if that is later).
 
-5. Per-record delivery cost (not a fault; the largest per-event cost of a worker). ``_drain_messages`` hands
-   every fetched record to the conductor with ``wait_first(callback(message), suspend_flow.wait())``, which
-   creates four tasks (the callback, the flow wait, and the service's stopped/crashed waits), waits for the
-   first, then cancels three: ~80 µs per record, two records per article (raw + visit). The callback (the
-   conductor's ``on_message``: decode, put into the stream's queue) almost never suspends. Now its first step
-   runs at once (in a copy of the context, as a task would); if it completes there, nothing could have
-   interrupted it and the result is what ``wait_first`` gave. Only when it suspends (flow suspended by a
-   rebalance, a full stream buffer, the producer buffer over its limit) does the rest of it run as a task
-   under the same ``wait_first`` as before, so a rebalance interrupts it exactly as it did.
-
 ``apply()`` patches the classes once (idempotent); ``processors.app.create_app`` calls it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
-import types
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -226,118 +214,6 @@ async def fetch_highwaters(bootstrap: Any, listed: Mapping[Any, int], timeout: f
         await consumer.stop()
 
 
-@types.coroutine
-def _resume(coro: Any, first: Any) -> Generator[Any, Any, Any]:
-    """Go on driving ``coro``, whose first step yielded ``first`` (a future, or None for a bare yield), under the
-    calling task: the task sees ``first`` as if the coroutine had yielded it there (waits for it, cancels it on
-    cancellation) and every later step is passed through unchanged."""
-    value = first
-    while True:
-        try:
-            sent = yield value
-        except BaseException as exc:  # noqa: BLE001 - thrown in by the task (cancellation): into the coroutine
-            try:
-                value = coro.throw(exc)
-            except StopIteration as stop:
-                return stop.value
-            continue
-        try:
-            value = coro.send(sent)
-        except StopIteration as stop:
-            return stop.value
-
-
-async def _finish(coro: Any, first: Any) -> Any:
-    return await _resume(coro, first)
-
-
-async def deliver(consumer: Any, callback: Callable[[Any], Any], message: Any) -> None:
-    """``await consumer.wait_first(callback(message), consumer.suspend_flow.wait())``, without its four tasks when
-    the callback completes in its first step (see 5. above)."""
-    coro = callback(message)
-    ctx = contextvars.copy_context()
-    try:
-        first = ctx.run(coro.send, None)
-    except StopIteration:
-        stats["records_delivered_at_once"] += 1
-        return
-    task = asyncio.get_running_loop().create_task(_finish(coro, first), context=ctx)
-    await consumer.wait_first(task, consumer.suspend_flow.wait())
-
-
-async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover - the worker's fetch loop
-    """faust 0.15.3 ``Consumer._drain_messages`` with ``deliver`` in place of its per-record ``wait_first``."""
-    from faust.transport.consumer import CONSUMER_FETCHING
-
-    callback = self.callback
-    getmany = self.getmany
-    consumer_should_stop = self._stopped.is_set
-    fetcher_should_stop = fetcher._stopped.is_set
-
-    get_read_offset = self._read_offset.__getitem__
-    set_read_offset = self._read_offset.__setitem__
-    flag_consumer_fetching = CONSUMER_FETCHING
-    set_flag = self.diag.set_flag
-    unset_flag = self.diag.unset_flag
-    commit_every = self._commit_every
-    acks_enabled_for = self.app.topics.acks_enabled_for
-
-    yield_every = 100
-    num_since_yield = 0
-    sleep = asyncio.sleep
-
-    try:
-        while not (consumer_should_stop() or fetcher_should_stop()):
-            set_flag(flag_consumer_fetching)
-            ait = getmany(timeout=1.0)
-
-            # Sleeping because sometimes getmany is called in a loop never releasing to the event loop
-            await self.sleep(0)
-            if not self.should_stop:
-                async for tp, message in ait:
-                    num_since_yield += 1
-                    if num_since_yield > yield_every:
-                        await sleep(0)
-                        num_since_yield = 0
-
-                    offset = message.offset
-                    r_offset = get_read_offset(tp)
-                    if r_offset is None or offset >= r_offset:
-                        gap = offset - (r_offset or 0)
-                        # We have a gap in income messages
-                        if gap > 1 and r_offset:
-                            acks_enabled = acks_enabled_for(message.topic)
-                            if acks_enabled:
-                                await self._add_gap(tp, r_offset + 1, offset)
-                        if commit_every is not None:
-                            if self._n_acked >= commit_every:
-                                self._n_acked = 0
-                                await self.commit()
-                        await deliver(self, callback, message)
-                        set_read_offset(tp, offset)
-                    else:
-                        self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value)
-                unset_flag(flag_consumer_fetching)
-
-    except self.consumer_stopped_errors:
-        if self.transport.app.should_stop:
-            # we're already stopping so ignore
-            self.log.info("Broker stopped consumer, shutting down...")
-            return
-        raise
-    except asyncio.CancelledError:
-        if self.transport.app.should_stop:
-            # we're already stopping so ignore
-            self.log.info("Consumer shutting down for user cancel.")
-            return
-        raise
-    except Exception as exc:
-        self.log.exception("Drain messages raised: %r", exc)
-        raise
-    finally:
-        unset_flag(flag_consumer_fetching)
-
-
 def apply() -> None:
     """Install both corrections on faust's consumer classes (once per process)."""
     global _APPLIED
@@ -390,7 +266,6 @@ def apply() -> None:
     on_partitions_revoked.__wrapped__ = orig_revoked  # type: ignore[attr-defined]
 
     Consumer.getmany = getmany  # type: ignore[method-assign]
-    Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
     Consumer.perform_seek = perform_seek  # type: ignore[method-assign]
     Consumer.seek = seek  # type: ignore[method-assign]
     Consumer.on_partitions_revoked = on_partitions_revoked  # type: ignore[method-assign]
