@@ -14,6 +14,8 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
+#include <string.h>
 
 /* --- characters ---------------------------------------------------------------------------------- */
 
@@ -58,6 +60,129 @@ static inline PyObject *memo_get(PyObject *memo, PyObject *key) {
     if (PyErr_Occurred())
         return NULL;
     return PyObject_GetItem(memo, key);
+}
+
+/* --- word cache ------------------------------------------------------------------------------------ */
+
+/* A C mirror of the word memo (Vocab._word_parts): raw word (its code points) -> the memo's value, so that a known
+ * word costs a hash of its characters and one probe instead of a new str object and a dict lookup. The memo stays
+ * the source of truth: a word not in the mirror is looked up (or computed) through the memo and then mirrored. The
+ * mirror belongs to one memo object (held, so its address cannot be reused) and is dropped when another memo is
+ * passed or when the memo has shrunk since it was last seen (Vocab.add and the memo's size bound clear it; only
+ * this accelerator reads that memo, so it cannot refill unseen). */
+
+typedef struct {
+    uint64_t h;       /* 0: empty slot */
+    Py_ssize_t len;   /* code points */
+    Py_UCS4 *chars;   /* owned copy */
+    PyObject *parts;  /* strong: the memo's (tokens, stems) */
+} WEntry;
+
+#define WC_MAX (1 << 20) /* entries at most (then the mirror starts over) */
+
+static WEntry *wc_tab = NULL;
+static size_t wc_cap = 0, wc_used = 0;
+static PyObject *wc_memo = NULL; /* strong */
+static Py_ssize_t wc_memo_size = 0;
+
+static void wc_clear(void) {
+    for (size_t i = 0; i < wc_cap; i++) {
+        if (wc_tab[i].h) {
+            PyMem_Free(wc_tab[i].chars);
+            Py_DECREF(wc_tab[i].parts);
+        }
+    }
+    PyMem_Free(wc_tab);
+    wc_tab = NULL;
+    wc_cap = wc_used = 0;
+}
+
+static size_t wc_last = 0; /* slot of the entry mirrored last */
+
+/* bind the mirror to ``memo`` for this call (dropping it when stale); -1 on error */
+static int wc_bind(PyObject *memo, int check) {
+    Py_ssize_t size = PyDict_GET_SIZE(memo);
+    if (memo != wc_memo || size < wc_memo_size) {
+        wc_clear();
+        Py_INCREF(memo);
+        Py_XSETREF(wc_memo, memo);
+    } else if (check && wc_used) {
+        /* the entry mirrored last must still be the memo's own value (a memo cleared and refilled since has new ones) */
+        WEntry *e = &wc_tab[wc_last];
+        PyObject *w = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, e->chars, e->len);
+        if (w == NULL)
+            return -1;
+        PyObject *v = PyDict_GetItemWithError(memo, w);
+        Py_DECREF(w);
+        if (v == NULL && PyErr_Occurred())
+            return -1;
+        if (v != e->parts)
+            wc_clear();
+    }
+    wc_memo_size = size;
+    return 0;
+}
+
+static inline uint64_t wc_hash(const Py_UCS4 *c, Py_ssize_t n) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        h ^= (uint64_t)c[i];
+        h *= 1099511628211ULL;
+    }
+    return h ? h : 1;
+}
+
+/* borrowed value for the word, NULL if not mirrored */
+static inline PyObject *wc_get(const Py_UCS4 *c, Py_ssize_t n, uint64_t h) {
+    if (wc_cap == 0)
+        return NULL;
+    size_t mask = wc_cap - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        WEntry *e = &wc_tab[i];
+        if (e->h == 0)
+            return NULL;
+        if (e->h == h && e->len == n && memcmp(e->chars, c, sizeof(Py_UCS4) * (size_t)n) == 0)
+            return e->parts;
+    }
+}
+
+/* mirror word -> parts (a new reference is taken); -1 on error (no memory) */
+static int wc_put(const Py_UCS4 *c, Py_ssize_t n, uint64_t h, PyObject *parts) {
+    if (wc_used >= WC_MAX)
+        wc_clear();
+    if ((wc_used + 1) * 2 > wc_cap) { /* keep the table at most half full */
+        size_t ncap = wc_cap ? wc_cap * 2 : 4096;
+        WEntry *nt = PyMem_Calloc(ncap, sizeof(WEntry));
+        if (nt == NULL)
+            return -1;
+        for (size_t i = 0; i < wc_cap; i++) {
+            if (wc_tab[i].h) {
+                size_t j = (size_t)wc_tab[i].h & (ncap - 1);
+                while (nt[j].h)
+                    j = (j + 1) & (ncap - 1);
+                nt[j] = wc_tab[i];
+            }
+        }
+        PyMem_Free(wc_tab);
+        wc_tab = nt;
+        wc_cap = ncap;
+    }
+    Py_UCS4 *copy = PyMem_Malloc(sizeof(Py_UCS4) * (size_t)(n ? n : 1));
+    if (copy == NULL)
+        return -1;
+    memcpy(copy, c, sizeof(Py_UCS4) * (size_t)n);
+    size_t mask = wc_cap - 1;
+    size_t i = (size_t)h & mask;
+    while (wc_tab[i].h)
+        i = (i + 1) & mask;
+    wc_tab[i].h = h;
+    wc_tab[i].len = n;
+    wc_tab[i].chars = copy;
+    Py_INCREF(parts);
+    wc_tab[i].parts = parts;
+    wc_used++;
+    wc_last = i;
+    return 0;
 }
 
 /* --- phrase scan (Knowledge.scan) ------------------------------------------------------------------ */
@@ -420,20 +545,34 @@ static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base,
             Py_ssize_t ws = k;
             while (k < b && !is_space(buf[k]))
                 k++;
-            PyObject *word = PyUnicode_Substring(text, ws, k);
-            PyObject *parts = word ? memo_get(cx->word_parts, word) : NULL;
-            Py_XDECREF(word);
-            if (parts == NULL) {
-                err = 1;
-                break;
-            }
-            if (!PyTuple_Check(parts) || PyTuple_GET_SIZE(parts) != 2 || !PyTuple_Check(PyTuple_GET_ITEM(parts, 0))
-                || !PyTuple_Check(PyTuple_GET_ITEM(parts, 1))
-                || PyTuple_GET_SIZE(PyTuple_GET_ITEM(parts, 0)) != PyTuple_GET_SIZE(PyTuple_GET_ITEM(parts, 1))) {
-                Py_DECREF(parts);
-                PyErr_SetString(PyExc_TypeError, "word memo values must be (tokens, stems) of equal length");
-                err = 1;
-                break;
+            uint64_t wh = wc_hash(buf + ws, k - ws);
+            PyObject *parts = wc_get(buf + ws, k - ws, wh);
+            if (parts != NULL) {
+                Py_INCREF(parts);
+            } else {
+                PyObject *word = PyUnicode_Substring(text, ws, k);
+                parts = word ? memo_get(cx->word_parts, word) : NULL;
+                Py_XDECREF(word);
+                if (parts == NULL) {
+                    err = 1;
+                    break;
+                }
+                if (!PyTuple_Check(parts) || PyTuple_GET_SIZE(parts) != 2 || !PyTuple_Check(PyTuple_GET_ITEM(parts, 0))
+                    || !PyTuple_Check(PyTuple_GET_ITEM(parts, 1))
+                    || PyTuple_GET_SIZE(PyTuple_GET_ITEM(parts, 0)) != PyTuple_GET_SIZE(PyTuple_GET_ITEM(parts, 1))) {
+                    Py_DECREF(parts);
+                    PyErr_SetString(PyExc_TypeError, "word memo values must be (tokens, stems) of equal length");
+                    err = 1;
+                    break;
+                }
+                /* the lookup may have run Python code that cleared the memo */
+                if (wc_bind(cx->word_parts, 0) < 0 || wc_put(buf + ws, k - ws, wh, parts) < 0) {
+                    Py_DECREF(parts);
+                    if (!PyErr_Occurred())
+                        PyErr_NoMemory();
+                    err = 1;
+                    break;
+                }
             }
             if (nheld == *cap) {
                 PyObject **nw = PyMem_Realloc(*held, sizeof(PyObject *) * (*cap * 2));
@@ -557,6 +696,8 @@ static PyObject *fast_analyse_doc(PyObject *self, PyObject *args) {
         Py_RETURN_NONE;
     cx.info = NULL;
     cx.ninfo = cx.capinfo = 0;
+    if (wc_bind(cx.word_parts, 1) < 0)
+        return NULL;
     PyObject *sents = PyList_New(0);
     PyObject *hits = NULL;
     if (sents == NULL)

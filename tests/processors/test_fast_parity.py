@@ -136,3 +136,19 @@ def test_pure_python_switch() -> None:
     env["TRUCEWATCH_PURE_PYTHON"] = "0"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_word_cache_follows_the_memo() -> None:
+    """The C mirror of the word memo is dropped when the vocabulary changes or another Knowledge is used."""
+    from processors.knowledge import load_knowledge
+
+    kn, k2 = get_knowledge(), load_knowledge()
+    text = "وصل الوزير بالقرطاسية إلى الدوحة"
+    first = analysis._analyse_c("", text, k2)
+    assert first is not None and _plain(first) == _plain(_analyse_py("", text, k2))
+    k2.vocab.add("قرطاسيه")  # "بالقرطاسية" now stems to a vocabulary word
+    c = analysis._analyse_c("", text, k2)
+    assert c is not None and "قرطاسيه" in c.sentences[0].stems
+    assert _plain(c) == _plain(_analyse_py("", text, k2))
+    other = analysis._analyse_c("", text, kn)
+    assert other is not None and _plain(other) == _plain(_analyse_py("", text, kn))
