@@ -14,6 +14,8 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
+#include <string.h>
 
 /* --- characters ---------------------------------------------------------------------------------- */
 
@@ -58,6 +60,129 @@ static inline PyObject *memo_get(PyObject *memo, PyObject *key) {
     if (PyErr_Occurred())
         return NULL;
     return PyObject_GetItem(memo, key);
+}
+
+/* --- word cache ------------------------------------------------------------------------------------ */
+
+/* A C mirror of the word memo (Vocab._word_parts): raw word (its code points) -> the memo's value, so that a known
+ * word costs a hash of its characters and one probe instead of a new str object and a dict lookup. The memo stays
+ * the source of truth: a word not in the mirror is looked up (or computed) through the memo and then mirrored. The
+ * mirror belongs to one memo object (held, so its address cannot be reused) and is dropped when another memo is
+ * passed or when the memo has shrunk since it was last seen (Vocab.add and the memo's size bound clear it; only
+ * this accelerator reads that memo, so it cannot refill unseen). */
+
+typedef struct {
+    uint64_t h;       /* 0: empty slot */
+    Py_ssize_t len;   /* code points */
+    Py_UCS4 *chars;   /* owned copy */
+    PyObject *parts;  /* strong: the memo's (tokens, stems) */
+} WEntry;
+
+#define WC_MAX (1 << 20) /* entries at most (then the mirror starts over) */
+
+static WEntry *wc_tab = NULL;
+static size_t wc_cap = 0, wc_used = 0;
+static PyObject *wc_memo = NULL; /* strong */
+static Py_ssize_t wc_memo_size = 0;
+
+static void wc_clear(void) {
+    for (size_t i = 0; i < wc_cap; i++) {
+        if (wc_tab[i].h) {
+            PyMem_Free(wc_tab[i].chars);
+            Py_DECREF(wc_tab[i].parts);
+        }
+    }
+    PyMem_Free(wc_tab);
+    wc_tab = NULL;
+    wc_cap = wc_used = 0;
+}
+
+static size_t wc_last = 0; /* slot of the entry mirrored last */
+
+/* bind the mirror to ``memo`` for this call (dropping it when stale); -1 on error */
+static int wc_bind(PyObject *memo, int check) {
+    Py_ssize_t size = PyDict_GET_SIZE(memo);
+    if (memo != wc_memo || size < wc_memo_size) {
+        wc_clear();
+        Py_INCREF(memo);
+        Py_XSETREF(wc_memo, memo);
+    } else if (check && wc_used) {
+        /* the entry mirrored last must still be the memo's own value (a memo cleared and refilled since has new ones) */
+        WEntry *e = &wc_tab[wc_last];
+        PyObject *w = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, e->chars, e->len);
+        if (w == NULL)
+            return -1;
+        PyObject *v = PyDict_GetItemWithError(memo, w);
+        Py_DECREF(w);
+        if (v == NULL && PyErr_Occurred())
+            return -1;
+        if (v != e->parts)
+            wc_clear();
+    }
+    wc_memo_size = size;
+    return 0;
+}
+
+static inline uint64_t wc_hash(const Py_UCS4 *c, Py_ssize_t n) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        h ^= (uint64_t)c[i];
+        h *= 1099511628211ULL;
+    }
+    return h ? h : 1;
+}
+
+/* borrowed value for the word, NULL if not mirrored */
+static inline PyObject *wc_get(const Py_UCS4 *c, Py_ssize_t n, uint64_t h) {
+    if (wc_cap == 0)
+        return NULL;
+    size_t mask = wc_cap - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        WEntry *e = &wc_tab[i];
+        if (e->h == 0)
+            return NULL;
+        if (e->h == h && e->len == n && memcmp(e->chars, c, sizeof(Py_UCS4) * (size_t)n) == 0)
+            return e->parts;
+    }
+}
+
+/* mirror word -> parts (a new reference is taken); -1 on error (no memory) */
+static int wc_put(const Py_UCS4 *c, Py_ssize_t n, uint64_t h, PyObject *parts) {
+    if (wc_used >= WC_MAX)
+        wc_clear();
+    if ((wc_used + 1) * 2 > wc_cap) { /* keep the table at most half full */
+        size_t ncap = wc_cap ? wc_cap * 2 : 4096;
+        WEntry *nt = PyMem_Calloc(ncap, sizeof(WEntry));
+        if (nt == NULL)
+            return -1;
+        for (size_t i = 0; i < wc_cap; i++) {
+            if (wc_tab[i].h) {
+                size_t j = (size_t)wc_tab[i].h & (ncap - 1);
+                while (nt[j].h)
+                    j = (j + 1) & (ncap - 1);
+                nt[j] = wc_tab[i];
+            }
+        }
+        PyMem_Free(wc_tab);
+        wc_tab = nt;
+        wc_cap = ncap;
+    }
+    Py_UCS4 *copy = PyMem_Malloc(sizeof(Py_UCS4) * (size_t)(n ? n : 1));
+    if (copy == NULL)
+        return -1;
+    memcpy(copy, c, sizeof(Py_UCS4) * (size_t)n);
+    size_t mask = wc_cap - 1;
+    size_t i = (size_t)h & mask;
+    while (wc_tab[i].h)
+        i = (i + 1) & mask;
+    wc_tab[i].h = h;
+    wc_tab[i].len = n;
+    wc_tab[i].chars = copy;
+    Py_INCREF(parts);
+    wc_tab[i].parts = parts;
+    wc_used++;
+    wc_last = i;
+    return 0;
 }
 
 /* --- phrase scan (Knowledge.scan) ------------------------------------------------------------------ */
@@ -144,11 +269,51 @@ static int add_hit(PyObject *hits, Py_ssize_t s, Py_ssize_t e, PyObject *kind, P
     return r;
 }
 
+static PyObject *s_by_kind;
+
+/* An empty hit list: a plain list, or (``hits_type`` given) an instance of analysis.Hits, a list subclass whose
+ * ``by_kind`` slot set_by_kind fills once its hits are in. */
+static PyObject *new_hits(PyTypeObject *hits_type) {
+    if (hits_type == NULL)
+        return PyList_New(0);
+    return hits_type->tp_alloc(hits_type, 0); /* an empty list (no item array yet), slots NULL */
+}
+
+/* hits.by_kind = {kind: [its hits in order]}, the kinds in order of their first hit (what Hits.__init__ computes) */
+static int set_by_kind(PyObject *hits) {
+    PyObject *by = PyDict_New();
+    if (by == NULL)
+        return -1;
+    Py_ssize_t n = PyList_GET_SIZE(hits);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *h = PyList_GET_ITEM(hits, i);
+        PyObject *kind = PyTuple_GET_ITEM(h, 2);
+        PyObject *lst = PyDict_GetItemWithError(by, kind);
+        if (lst == NULL) {
+            if (PyErr_Occurred() || (lst = PyList_New(0)) == NULL)
+                goto fail;
+            int r = PyDict_SetItem(by, kind, lst);
+            Py_DECREF(lst); /* the dict holds it */
+            if (r < 0)
+                goto fail;
+        }
+        if (PyList_Append(lst, h) < 0)
+            goto fail;
+    }
+    int r = PyObject_GenericSetAttr(hits, s_by_kind, by);
+    Py_DECREF(by);
+    return r;
+fail:
+    Py_DECREF(by);
+    return -1;
+}
+
 /* Knowledge.scan(stems) over the given index1 (stem -> [(kind, payload)]), index2 ((stem, stem) ->
  * [(phrase, kind, payload)], longest first) and firsts (the first stems of all phrases). */
-static PyObject *scan_stems(PyObject *stems, PyObject *index1, PyObject *index2, PyObject *firsts) {
+static PyObject *scan_stems(PyObject *stems, PyObject *index1, PyObject *index2, PyObject *firsts,
+                            PyTypeObject *hits_type, PyObject *seconds) {
     Py_ssize_t n = PyList_GET_SIZE(stems);
-    PyObject *hits = PyList_New(0);
+    PyObject *hits = new_hits(hits_type);
     if (hits == NULL)
         return NULL;
     Busy busy;
@@ -164,7 +329,13 @@ static PyObject *scan_stems(PyObject *stems, PyObject *index1, PyObject *index2,
         if (!in)
             continue;
         PyObject *multi = NULL; /* borrowed */
-        if (i + 1 < n) {
+        int second = i + 1 < n;
+        if (second && seconds != NULL) { /* no index2 key has this second stem: no lookup (and no pair) needed */
+            second = PySet_Contains(seconds, PyList_GET_ITEM(stems, i + 1));
+            if (second < 0)
+                goto fail;
+        }
+        if (second) {
             pair = PyTuple_Pack(2, st, PyList_GET_ITEM(stems, i + 1));
             if (pair == NULL)
                 goto fail;
@@ -268,6 +439,10 @@ static PyObject *scan_stems(PyObject *stems, PyObject *index1, PyObject *index2,
         }
     }
     Py_XDECREF(busy.overflow);
+    if (hits_type != NULL && set_by_kind(hits) < 0) {
+        Py_DECREF(hits);
+        return NULL;
+    }
     return hits;
 fail:
     Py_XDECREF(pair);
@@ -285,14 +460,21 @@ static PyObject *fast_scan(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "firsts must be a set or frozenset");
         return NULL;
     }
-    return scan_stems(stems, index1, index2, firsts);
+    return scan_stems(stems, index1, index2, firsts, NULL, NULL);
 }
 
 /* --- sentences ------------------------------------------------------------------------------------ */
 
 typedef struct {
+    PyObject *toks, *stems; /* borrowed: the sentence's own lists (it holds them) */
+    Py_ssize_t len;         /* len(sentence.text) */
+} SentInfo;
+
+typedef struct {
     PyObject *word_parts; /* Vocab._word_parts memo: raw word -> (tokens, stems) */
     PyObject *sentence;   /* the Sentence class */
+    SentInfo *info;       /* per sentence made so far, in order: what the junk marking and the scan read */
+    Py_ssize_t ninfo, capinfo;
 } Ctx;
 
 static PyObject *s_index, *s_text, *s_toks, *s_stems, *s_words, *s_space;
@@ -363,20 +545,34 @@ static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base,
             Py_ssize_t ws = k;
             while (k < b && !is_space(buf[k]))
                 k++;
-            PyObject *word = PyUnicode_Substring(text, ws, k);
-            PyObject *parts = word ? memo_get(cx->word_parts, word) : NULL;
-            Py_XDECREF(word);
-            if (parts == NULL) {
-                err = 1;
-                break;
-            }
-            if (!PyTuple_Check(parts) || PyTuple_GET_SIZE(parts) != 2 || !PyTuple_Check(PyTuple_GET_ITEM(parts, 0))
-                || !PyTuple_Check(PyTuple_GET_ITEM(parts, 1))
-                || PyTuple_GET_SIZE(PyTuple_GET_ITEM(parts, 0)) != PyTuple_GET_SIZE(PyTuple_GET_ITEM(parts, 1))) {
-                Py_DECREF(parts);
-                PyErr_SetString(PyExc_TypeError, "word memo values must be (tokens, stems) of equal length");
-                err = 1;
-                break;
+            uint64_t wh = wc_hash(buf + ws, k - ws);
+            PyObject *parts = wc_get(buf + ws, k - ws, wh);
+            if (parts != NULL) {
+                Py_INCREF(parts);
+            } else {
+                PyObject *word = PyUnicode_Substring(text, ws, k);
+                parts = word ? memo_get(cx->word_parts, word) : NULL;
+                Py_XDECREF(word);
+                if (parts == NULL) {
+                    err = 1;
+                    break;
+                }
+                if (!PyTuple_Check(parts) || PyTuple_GET_SIZE(parts) != 2 || !PyTuple_Check(PyTuple_GET_ITEM(parts, 0))
+                    || !PyTuple_Check(PyTuple_GET_ITEM(parts, 1))
+                    || PyTuple_GET_SIZE(PyTuple_GET_ITEM(parts, 0)) != PyTuple_GET_SIZE(PyTuple_GET_ITEM(parts, 1))) {
+                    Py_DECREF(parts);
+                    PyErr_SetString(PyExc_TypeError, "word memo values must be (tokens, stems) of equal length");
+                    err = 1;
+                    break;
+                }
+                /* the lookup may have run Python code that cleared the memo */
+                if (wc_bind(cx->word_parts, 0) < 0 || wc_put(buf + ws, k - ws, wh, parts) < 0) {
+                    Py_DECREF(parts);
+                    if (!PyErr_Occurred())
+                        PyErr_NoMemory();
+                    err = 1;
+                    break;
+                }
             }
             if (nheld == *cap) {
                 PyObject **nw = PyMem_Realloc(*held, sizeof(PyObject *) * (*cap * 2));
@@ -425,6 +621,23 @@ static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base,
             PyObject *s = PyUnicode_Substring(text, a, b);
             PyObject *sent = s ? new_sentence(cx, base + PyList_GET_SIZE(out), s, toks, stems) : NULL;
             Py_XDECREF(s);
+            if (sent != NULL && cx->ninfo == cx->capinfo) {
+                Py_ssize_t nc = cx->capinfo ? cx->capinfo * 2 : 64;
+                SentInfo *ni = PyMem_Realloc(cx->info, sizeof(SentInfo) * nc);
+                if (ni == NULL) {
+                    Py_CLEAR(sent);
+                    PyErr_NoMemory();
+                } else {
+                    cx->info = ni;
+                    cx->capinfo = nc;
+                }
+            }
+            if (sent != NULL) {
+                SentInfo *si = &cx->info[cx->ninfo++];
+                si->toks = toks;
+                si->stems = stems;
+                si->len = b - a;
+            }
             Py_DECREF(stems);
             Py_DECREF(toks);
             if (sent == NULL)
@@ -455,32 +668,36 @@ static int has_presentation(PyObject *text) {
     return 0;
 }
 
-static PyObject *get_attr_list(PyObject *obj, PyObject *name) {
-    PyObject *v = PyObject_GetAttr(obj, name);
-    if (v != NULL && !PyList_Check(v)) {
-        Py_DECREF(v);
-        PyErr_SetString(PyExc_TypeError, "Sentence.toks/stems must be lists");
-        return NULL;
-    }
-    return v;
-}
-
 /* analyse_doc(title, body, word_parts, index1, index2, firsts, junk_markers, junk_line, end_word, Sentence)
  * -> (sentences, hits, n_title) | None (presentation forms: use the Python path) */
 static PyObject *fast_analyse_doc(PyObject *self, PyObject *args) {
     PyObject *title, *body, *index1, *index2, *firsts, *markers, *end_word;
     Py_ssize_t junk_line;
     Ctx cx;
-    if (!PyArg_ParseTuple(args, "UUO!O!O!OO!nUO!:analyse_doc", &title, &body, &PyDict_Type, &cx.word_parts,
+    PyTypeObject *hits_type = NULL;
+    PyObject *seconds = NULL;
+    if (!PyArg_ParseTuple(args, "UUO!O!O!OO!nUO!|O!O:analyse_doc", &title, &body, &PyDict_Type, &cx.word_parts,
                           &PyDict_Type, &index1, &PyDict_Type, &index2, &firsts, &PyTuple_Type, &markers, &junk_line,
-                          &end_word, &PyType_Type, &cx.sentence))
+                          &end_word, &PyType_Type, &cx.sentence, &PyType_Type, &hits_type, &seconds))
         return NULL;
+    if (seconds != NULL && !PyAnySet_Check(seconds)) {
+        PyErr_SetString(PyExc_TypeError, "seconds must be a set or frozenset");
+        return NULL;
+    }
+    if (hits_type != NULL && !PyType_IsSubtype(hits_type, &PyList_Type)) {
+        PyErr_SetString(PyExc_TypeError, "Hits must be a list subclass");
+        return NULL;
+    }
     if (!PyAnySet_Check(firsts)) {
         PyErr_SetString(PyExc_TypeError, "firsts must be a set or frozenset");
         return NULL;
     }
     if (has_presentation(title) || has_presentation(body))
         Py_RETURN_NONE;
+    cx.info = NULL;
+    cx.ninfo = cx.capinfo = 0;
+    if (wc_bind(cx.word_parts, 1) < 0)
+        return NULL;
     PyObject *sents = PyList_New(0);
     PyObject *hits = NULL;
     if (sents == NULL)
@@ -507,44 +724,37 @@ static PyObject *fast_analyse_doc(PyObject *self, PyObject *args) {
     hits = PyList_New(n);
     if (hits == NULL)
         goto fail;
+    if (cx.ninfo != n) {
+        PyErr_SetString(PyExc_SystemError, "analyse_doc: sentence bookkeeping out of step");
+        goto fail;
+    }
     int in_junk = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *s = PyList_GET_ITEM(sents, i);
+        SentInfo *si = &cx.info[i];
         int junk = 0;
         if (i >= n_title) { /* analysis._junk_flags over the body sentences */
-            PyObject *text = PyObject_GetAttr(s, s_text);
-            PyObject *toks = text ? get_attr_list(s, s_toks) : NULL;
-            if (toks == NULL) {
-                Py_XDECREF(text);
-                goto fail;
-            }
-            Py_ssize_t tl = PyUnicode_GET_LENGTH(text);
-            Py_DECREF(text);
+            PyObject *toks = si->toks;
+            Py_ssize_t tl = si->len;
             int decided = 0;
             if (tl < junk_line) {
                 PyObject *head = PyList_GetSlice(toks, 0, 6);
                 PyObject *joined = head ? PyUnicode_Join(s_space, head) : NULL;
                 Py_XDECREF(head);
-                if (joined == NULL) {
-                    Py_DECREF(toks);
+                if (joined == NULL)
                     goto fail;
-                }
                 int found = 0;
                 for (Py_ssize_t q = 0; q < PyTuple_GET_SIZE(markers) && !found; q++) {
                     found = PyUnicode_Contains(joined, PyTuple_GET_ITEM(markers, q));
                     if (found < 0) {
                         Py_DECREF(joined);
-                        Py_DECREF(toks);
                         goto fail;
                     }
                 }
                 Py_DECREF(joined);
                 if (found) {
                     int has_end = PySequence_Contains(toks, end_word);
-                    if (has_end < 0) {
-                        Py_DECREF(toks);
+                    if (has_end < 0)
                         goto fail;
-                    }
                     in_junk = !has_end;
                     junk = 1;
                     decided = 1;
@@ -552,10 +762,8 @@ static PyObject *fast_analyse_doc(PyObject *self, PyObject *args) {
             }
             if (!decided && in_junk) {
                 int has_end = PySequence_Contains(toks, end_word);
-                if (has_end < 0) {
-                    Py_DECREF(toks);
+                if (has_end < 0)
                     goto fail;
-                }
                 if (has_end) {
                     junk = 1;
                     in_junk = 0;
@@ -566,25 +774,24 @@ static PyObject *fast_analyse_doc(PyObject *self, PyObject *args) {
             }
             if (!decided)
                 junk = in_junk;
-            Py_DECREF(toks);
         }
         PyObject *h;
         if (junk) {
-            h = PyList_New(0);
+            h = new_hits(hits_type);
+            if (h != NULL && hits_type != NULL && set_by_kind(h) < 0)
+                Py_CLEAR(h);
         } else {
-            PyObject *stems = get_attr_list(s, s_stems);
-            if (stems == NULL)
-                goto fail;
-            h = scan_stems(stems, index1, index2, firsts);
-            Py_DECREF(stems);
+            h = scan_stems(si->stems, index1, index2, firsts, hits_type, seconds);
         }
         if (h == NULL)
             goto fail;
         PyList_SET_ITEM(hits, i, h);
     }
+    PyMem_Free(cx.info);
     PyObject *res = Py_BuildValue("(NNn)", sents, hits, n_title);
     return res;
 fail:
+    PyMem_Free(cx.info);
     Py_DECREF(sents);
     Py_XDECREF(hits);
     return NULL;
@@ -592,8 +799,10 @@ fail:
 
 static PyMethodDef methods[] = {
     {"analyse_doc", fast_analyse_doc, METH_VARARGS,
-     "analyse_doc(title, body, word_parts, index1, index2, firsts, junk_markers, junk_line, end_word, Sentence) -> "
-     "(sentences, hits, n_title), or None for text with presentation forms."},
+     "analyse_doc(title, body, word_parts, index1, index2, firsts, junk_markers, junk_line, end_word, Sentence[, Hits"
+     "[, seconds]]) -> (sentences, hits, n_title), or None for text with presentation forms; each sentence's hits are "
+     "a Hits with its by_kind index when the Hits class is given, else a list; seconds (the second stems of the "
+     "index2 keys) spares the index2 lookups that cannot hit."},
     {"scan", fast_scan, METH_VARARGS, "scan(stems, index1, index2, firsts) -> hits, as Knowledge.scan."},
     {NULL, NULL, 0, NULL},
 };
@@ -608,7 +817,8 @@ PyMODINIT_FUNC PyInit__fast(void) {
     s_stems = PyUnicode_InternFromString("stems");
     s_words = PyUnicode_InternFromString("_words");
     s_space = PyUnicode_InternFromString(" ");
-    if (!s_index || !s_text || !s_toks || !s_stems || !s_words || !s_space)
+    s_by_kind = PyUnicode_InternFromString("by_kind");
+    if (!s_by_kind || !s_index || !s_text || !s_toks || !s_stems || !s_words || !s_space)
         return NULL;
     return PyModule_Create(&module);
 }

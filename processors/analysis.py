@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -28,6 +29,51 @@ _fast = _load_fast()
 MAX_CHARS = 200_000  # analyse at most this much text of one article (news articles are far shorter)
 
 Hit = tuple[int, int, str, Any]
+
+
+class Hits(list[Hit]):
+    """A sentence's phrase hits (a list, in scan order) and, per kind, its hits of that kind in the same order
+    (``by_kind``: the kinds in the order of their first hit), so that a rule reading one kind does not scan the rest.
+    The C accelerator builds the same index."""
+
+    __slots__ = ("by_kind",)
+    by_kind: dict[str, list[Hit]]
+
+    def __init__(self, hits: Iterable[Hit] = ()) -> None:
+        super().__init__(hits)
+        by: dict[str, list[Hit]] = {}
+        for h in self:
+            lst = by.get(h[2])
+            if lst is None:
+                by[h[2]] = [h]
+            else:
+                lst.append(h)
+        self.by_kind = by
+
+
+_NO_HITS: tuple[Hit, ...] = ()
+
+
+def of_kind(hits: list[Hit], kind: str) -> Sequence[Hit]:
+    """The hits of one kind, in order (from the sentence's index when ``hits`` is a Hits)."""
+    if type(hits) is Hits:
+        return hits.by_kind.get(kind, _NO_HITS)
+    return [h for h in hits if h[2] == kind]
+
+
+def of_kinds(hits: list[Hit], *kinds: str) -> Sequence[Hit]:
+    """Hits of which some are of the given kinds, in order: just those when they are of one kind, else ``hits``
+    (a caller still filters by kind)."""
+    if type(hits) is Hits:
+        by = hits.by_kind
+        one: Sequence[Hit] = _NO_HITS
+        for k in kinds:
+            if k in by:
+                if one:
+                    return hits
+                one = by[k]
+        return one
+    return hits
 
 # Page furniture that introduces lists of related headlines ("read also"): the short lines after it are
 # other stories, not this article, until real prose (a long sentence) resumes.
@@ -64,7 +110,7 @@ class Doc:
     """Sentences of an article (title sentences first) with their phrase hits."""
 
     sentences: list[Sentence]
-    hits: list[list[Hit]]
+    hits: list[list[Hit]]  # Hits (a list with a per-kind index) from both analysis paths
     n_title: int  # how many leading sentences come from the title
 
 
@@ -101,15 +147,16 @@ def _analyse_py(title: str, body: str, kn: Knowledge) -> Doc:
     for i, s in enumerate(sents):
         s.index = i
     junk = [False] * len(ts) + _junk_flags(bs)
-    return Doc(sents, [[] if j else kn.scan(s.stems) for s, j in zip(sents, junk, strict=True)], len(ts))
+    return Doc(sents, [Hits() if j else Hits(kn.scan(s.stems)) for s, j in zip(sents, junk, strict=True)], len(ts))
 
 
 def _analyse_c(title: str, body: str, kn: Knowledge) -> Doc | None:
     """``_analyse_py`` by the C accelerator, reading the Knowledge's own memos and phrase index (sentences get their
-    token lists at once); None for text with presentation forms (normalised as a whole: the Python path)."""
+    token lists at once, hits come as Hits); None for text with presentation forms (normalised as a whole: the
+    Python path)."""
     assert _fast is not None
     res = _fast.analyse_doc(title, body, kn.vocab._word_parts, kn.index1, kn.index2, kn.firsts,
-                            JUNK_MARKERS, JUNK_LINE, _END_WORD, Sentence)
+                            JUNK_MARKERS, JUNK_LINE, _END_WORD, Sentence, Hits, kn.seconds)
     return None if res is None else Doc(*res)
 
 

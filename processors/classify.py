@@ -15,7 +15,7 @@ from itertools import chain
 from operator import itemgetter
 from typing import cast
 
-from processors.analysis import Doc, analyse_text, article_parts
+from processors.analysis import Doc, Hits, analyse_text, article_parts
 from processors.knowledge import LABELS, Knowledge, get_knowledge
 from trucewatch.schema import Article, Label, Labels, Visit
 
@@ -36,6 +36,7 @@ LEX_KINDS = frozenset(f"lex:{lab}" for lab in LABELS)
 SUP_KINDS = frozenset(f"sup:{lab}" for lab in LABELS)
 CON_KINDS = {f"con:{lab}": lab for lab in LABELS}
 _KIND = itemgetter(2)
+_COUNT = itemgetter(1)
 
 
 def _domain_factors(counts: Counter[str], kn: Knowledge) -> dict[str, float]:
@@ -53,38 +54,43 @@ def _domain_factors(counts: Counter[str], kn: Knowledge) -> dict[str, float]:
 
 def classify_doc(doc: Doc, kn: Knowledge, visits: int = 0) -> Labels:
     """Labels of an analysed article that reports ``visits`` high-level trips."""
-    term_counts: dict[str, Counter[str]] = {lab: Counter() for lab in LABELS}
+    term_counts: dict[str, dict[str, int]] = {lab: {} for lab in LABELS}  # term -> hits, in order of first hit
     raw = dict.fromkeys(LABELS, 0.0)
     first_sentence: dict[str, str] = {}
     concrete = dict.fromkeys(LABELS, 0)
     truce = False  # a mediated truce term seen
+    mediated = kn.mediated_terms
     for si, hits in enumerate(doc.hits):
         if not hits:
             continue
-        kinds = set(map(_KIND, hits))
-        if LEX_KINDS.isdisjoint(kinds):  # only sentences with lexicon terms score
+        by = hits.by_kind if type(hits) is Hits else Hits(hits).by_kind  # the sentence's hits per kind
+        if LEX_KINDS.isdisjoint(by):  # only sentences with lexicon terms score
             continue
-        suppressed = set() if SUP_KINDS.isdisjoint(kinds) else {str(p) for _s, _e, k, p in hits if k in SUP_KINDS}
-        cons = set() if CON_KINDS.keys().isdisjoint(kinds) else {CON_KINDS[k] for k in kinds if k in CON_KINDS}
+        suppressed = set() if SUP_KINDS.isdisjoint(by) else {str(p) for _s, _e, k, p in hits if k in SUP_KINDS}
+        cons = set() if CON_KINDS.keys().isdisjoint(by) else {CON_KINDS[k] for k in by if k in CON_KINDS}
         mult = kn.title_weights if si < doc.n_title else None
-        for _s, _e, kind, payload in hits:
+        # each label's terms in sentence order ("lex:<label>" holds only that label's terms, and nothing below
+        # mixes labels, so this is the same as one pass over all hits)
+        for kind, lex in by.items():
             if kind not in LEX_KINDS:
                 continue
-            lab, w, term = cast("tuple[str, float, str]", payload)
-            if lab in suppressed:
-                continue
-            if (lab, term) in kn.mediated_terms:
-                truce = True
-            if lab in cons and w >= kn.concrete_min.get(lab, 2.0) and concrete[lab] < MAX_CONCRETE:
-                cons.discard(lab)  # one bonus per sentence
-                concrete[lab] += 1
-                raw[lab] += kn.concrete_bonus.get(lab, 0.0)
-            c = term_counts[lab]
-            c[term] += 1
-            if c[term] > MAX_REPEAT and mult is None:
-                continue
-            raw[lab] += w * (mult[lab] if mult else 1.0)
-            first_sentence.setdefault(lab, doc.sentences[si].text)
+            for _s, _e, _k, payload in lex:
+                lab, w, term = cast("tuple[str, float, str]", payload)
+                if lab in suppressed:
+                    continue
+                if (lab, term) in mediated:
+                    truce = True
+                if lab in cons and w >= kn.concrete_min.get(lab, 2.0) and concrete[lab] < MAX_CONCRETE:
+                    cons.discard(lab)  # one bonus per sentence
+                    concrete[lab] += 1
+                    raw[lab] += kn.concrete_bonus.get(lab, 0.0)
+                c = term_counts[lab]
+                n = c[term] = c.get(term, 0) + 1
+                if n > MAX_REPEAT and mult is None:
+                    continue
+                raw[lab] += w * (mult[lab] if mult else 1.0)
+                if lab not in first_sentence:
+                    first_sentence[lab] = doc.sentences[si].text
     counts = Counter(map(_KIND, chain.from_iterable(doc.hits)))  # hits per kind, counted in C
     factors = _domain_factors(counts, kn)
     med_thr = kn.thresholds["mediation"]
@@ -97,7 +103,9 @@ def classify_doc(doc: Doc, kn: Knowledge, visits: int = 0) -> Labels:
     for lab in LABELS:
         score = raw[lab] * factors[lab]
         thr = kn.thresholds[lab]
-        ev = [f"{t} ×{n}" if n > 1 else t for t, n in term_counts[lab].most_common(6)]
+        # Counter.most_common(6): the 6 most frequent, ties in order of first hit (a stable sort)
+        top = sorted(term_counts[lab].items(), key=_COUNT, reverse=True)[:6]
+        ev = [f"{t} ×{n}" if n > 1 else t for t, n in top]
         if lab in first_sentence:
             ev.append(first_sentence[lab][:300])
         out[lab] = Label(value=score >= thr, score=round(score / thr, 3) if thr else 0.0, evidence=ev)

@@ -194,6 +194,7 @@ class Knowledge:
                         lst.append((e[1], e[2]))
                 else:
                     self.index2.setdefault((first, e[0][1]), []).append(e)
+        self.seconds = frozenset(second for _first, second in self.index2)  # (lets the C scan skip index2 lookups)
 
 
 class _Builder:

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from operator import itemgetter
 
-from processors.analysis import Doc, Hit, analyse_text, article_parts
+from processors.analysis import Doc, Hit, analyse_text, article_parts, of_kind, of_kinds
 from processors.knowledge import Knowledge, Official, Place, Title, get_knowledge
 from processors.normalize import PUNCT, TOKEN_RE, Sentence, normalize, normalize_aligned
 from trucewatch.schema import Article, Visit
@@ -131,8 +131,8 @@ def _background(sent: Sentence, hits: list[Hit]) -> bool:
     toks = sent.toks
     last = [i for i, t in enumerate(toks)
             if (t.startswith(("زيار", "لزيار", "بزيار")) or t == "الزياره")
-            and _LAST_TRIP.intersection(toks[i + 1:i + 6])]
-    if last and all(any(i - 2 <= s <= i for i in last) for s, _e, k, _p in hits if k == "trig"):
+            and _LAST_TRIP.intersection(toks[i + 1:i + 6])] if not _LAST_TRIP.isdisjoint(toks) else []
+    if last and all(any(i - 2 <= s <= i for i in last) for s, _e, k, _p in of_kind(hits, "trig") if k == "trig"):
         return True
     # "وتأتي الزيارة بعد نحو شهرين من زيارة الأمير فيصل إلى طهران في يونيو الماضي": an earlier trip, dated
     since = [i for i, t in enumerate(toks) if t in ("زياره", "زيارات") and i and toks[i - 1] in _SINCE]
@@ -159,7 +159,7 @@ def _background(sent: Sentence, hits: list[Hit]) -> bool:
 def _present_officials(doc: Doc) -> set[str]:
     out: set[str] = set()
     for hits in doc.hits:
-        for _s, _e, kind, payload in hits:
+        for _s, _e, kind, payload in of_kind(hits, "off"):
             if kind == "off" and payload[1] != "context":
                 out.add(payload[0])
     return out
@@ -237,23 +237,22 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
     orgs: dict[int, tuple[int, str]] = {}
     hon: set[int] = set()
     titles: list[tuple[int, int, Title]] = []
-    for s, e, kind, payload in hits:
-        if kind == "off":
-            oid, mode = payload
-            if e < len(sent.toks) and sent.toks[e] in ("بن", "بنت", "ابن") and mode == "full":
-                continue  # "الأمير محمد بن عبد الرحمن بن عبد العزيز": a longer lineage, another person
-            if mode != "context" or oid in present:
-                offs[s] = (e, kn.officials[oid])
-        elif kind == "nat":
-            nats.setdefault(s, (e, payload))
-        elif kind == "org":
-            orgs.setdefault(s, (e, payload))
-        elif kind == "title":
-            titles.append((s, e, kn.titles[payload]))
-        elif kind == "titles_before_names":
-            hon.update(range(s, e))
+    for s, e, _k, payload in of_kind(hits, "off"):  # each kind's hits in order (the kinds are independent)
+        oid, mode = payload
+        if e < len(sent.toks) and sent.toks[e] in ("بن", "بنت", "ابن") and mode == "full":
+            continue  # "الأمير محمد بن عبد الرحمن بن عبد العزيز": a longer lineage, another person
+        if mode != "context" or oid in present:
+            offs[s] = (e, kn.officials[oid])
+    for s, e, _k, payload in of_kind(hits, "nat"):
+        nats.setdefault(s, (e, payload))
+    for s, e, _k, payload in of_kind(hits, "org"):
+        orgs.setdefault(s, (e, payload))
+    for s, e, _k, payload in of_kind(hits, "title"):
+        titles.append((s, e, kn.titles[payload]))
+    for s, e, _k, _p in of_kind(hits, "titles_before_names"):
+        hon.update(range(s, e))
     toks = sent.toks
-    place_ends = {s: e for s, e, kind, _p in hits if kind in ("place", "nat")}
+    place_ends: dict[int, int] | None = None  # start -> end of places and nationalities, made when an envoy needs it
     used: set[int] = set()
     out: list[Mention] = []
     for s, e, t in titles:
@@ -265,7 +264,7 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
             k = e
             limit = min(len(toks), e + t.gap + 1)
             limit = min(len(toks), limit + toks[e:limit].count('"'))  # "وفد حركة «حماس»": quotes are no words
-            inner = [ts for ts, _te, _t in titles if e <= ts < limit and ts not in hon]
+            inner = [ts for ts, _te, _t in titles if e <= ts < limit and ts not in hon] if len(titles) > 1 else []
             if inner:
                 limit = min(limit, inner[0] + 1) if not t.delegation else limit
             while k < limit and (toks[k] == '"' or toks[k] not in PUNCT and toks[k] not in ("الي", "في")):
@@ -319,6 +318,8 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
             words = set(toks[s:m.end + 3])
             m.high = bool(words & HIGH_DELEGATION_WORDS)
         if t.id in ENVOY_TITLES or t.as_role == "envoy":
+            if place_ends is None:
+                place_ends = {s: e for s, e, kind, _p in of_kinds(hits, "place", "nat") if kind in ("place", "nat")}
             m.end = _title_tail(toks, m.end, place_ends)
         m.role_span = (s, m.end)
         # (not for a generic "المسؤول الأممي السابق", an epithet of someone's past post)
@@ -333,7 +334,7 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
         bracket_end = k
         while k < len(toks) and (toks[k] in ",\"" or k in hon):
             k += 1
-        ahead = [j for j in range(m.end, min(len(toks), k + 5)) if j in offs]
+        ahead = [j for j in range(m.end, min(len(toks), k + 5)) if j in offs] if offs else []
         if ahead and any(toks[x] in PUNCT and toks[x] != "," for x in range(bracket_end, ahead[0])):
             ahead = []
         if inner and not t.delegation:
@@ -353,7 +354,7 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
                 m.name = span
                 m.end = span[1]
         out.append(m)
-    covered = {i for m in out for i in range(m.start, m.end)}
+    covered = {i for m in out for i in range(m.start, m.end)} if offs else set()
     for s, (e, off) in offs.items():
         if s in used or s in covered:
             continue
@@ -361,7 +362,7 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
         lead = next((ns for ns, (ne, c) in nats.items() if ne == s and c == off.country and ns not in covered), s)
         out.append(Mention(lead, e, official=off, country=off.country, org=off.org, name=(s, e)))
     # "الوفد الإسرائيلي برئاسة رون ديرمر": the leader is the visitor
-    led = [(s, e) for s, e, kind, _p in hits if kind == "led_by"]
+    led = [(s, e) for s, e, kind, _p in of_kind(hits, "led_by") if kind == "led_by"]
     for ls, le in led:
         for m in out:
             if m.title and m.title.delegation and 0 <= ls - m.end <= 3:
@@ -564,8 +565,9 @@ _CONCERNING = frozenset({"الخاص", "الخاصه", "المعني", "المع
 def _topic_ends(hits: list[Hit]) -> set[int]:
     """Ends of strong ceasefire/aid terms (not ending a title): a "إلى X"/"في X" right after one is the topic's
     place ("وقف إطلاق النار في غزة"), not a destination."""
-    title_ends = {e for _s, e, k, _p in hits if k == "title"}
-    return {e for _s, e, k, p in hits if k in TOPIC_KINDS and p[1] >= 1.0 and e not in title_ends}
+    title_ends = {e for _s, e, k, _p in of_kind(hits, "title") if k == "title"}
+    return {e for _s, e, k, p in of_kinds(hits, *TOPIC_KINDS) if k in TOPIC_KINDS and p[1] >= 1.0
+            and e not in title_ends}
 
 
 _DELIVERY = ("ادخال", "لادخال", "وادخال", "ايصال", "لايصال", "وايصال", "تسليم", "لتسليم")
@@ -583,7 +585,7 @@ def _places_after(hits: list[Hit], sent: Sentence, start: int, stop: int, *, dir
     (``direct_ok``); "من X" (an origin) is never one.
     """
     toks = sent.toks
-    places = sorted((s, e, p) for s, e, k, p in hits if k == "place" and start <= s < stop)
+    places = sorted((s, e, p) for s, e, k, p in of_kind(hits, "place") if k == "place" and start <= s < stop)
     if not places:
         return []
     topic_ends = _topic_ends(hits)
@@ -687,7 +689,7 @@ def _words_between(sent: Sentence, hits: list[Hit], a: int, b: int) -> int:
     48 ساعة في إطار ... من خطة ترمب") is not."""
     toks = sent.toks
     skip: set[int] = set()
-    for s, e, k, _p in hits:
+    for s, e, k, _p in of_kinds(hits, "place", "nat"):
         if k in ("place", "nat") and a <= s < b:
             skip.update(range(s, e))
     return sum(1 for i in range(a, b) if i not in skip and toks[i] not in PUNCT and toks[i] not in _ASIDE_WORDS
@@ -730,7 +732,7 @@ def _prev_sentence_place(prev_hits: list[Hit] | None, prev: Sentence | None) -> 
     # the venue named last ("في X"), not the place of a topic
     # ("اجتماع للدول الضامنة لاتفاق وقف إطلاق النار في غزة")
     topic_ends = _topic_ends(prev_hits)
-    for s, _e, k, p in sorted(prev_hits, key=lambda h: -h[0]):
+    for s, _e, k, p in sorted(of_kind(prev_hits, "place"), key=lambda h: -h[0]):  # (stable: as over all hits)
         if k == "place" and s > 0 and prev.toks[s - 1] == "في" and s - 1 not in topic_ends:
             return p  # type: ignore[no-any-return]
     return None
@@ -744,12 +746,12 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
         kinds = {k for _s, _e, k, _p in hits}
     if "remote" in kinds:
         return []
-    negs = [e for s, e, k, _p in hits if k in ("negation", "denial")]
+    negs = [e for s, e, k, _p in of_kinds(hits, "negation", "denial") if k in ("negation", "denial")]
     # "قد ينضم إلى المحادثات في أنقرة" (may join): a hedge governs the trip words right after it, like a negation
     if not _HEDGES.isdisjoint(toks):
         negs += [i + 1 for i in range(len(toks) - 1) if toks[i] in _HEDGES and _imperfect(toks[i + 1])]
     future = "future" in kinds
-    trigs = sorted((s, e, p) for s, e, k, p in hits if k == "trig")
+    trigs = sorted((s, e, p) for s, e, k, p in of_kind(hits, "trig") if k == "trig")
     # objects of meetings, hosts of receptions and authors of invitations are hosts, never the travelling
     # subject of another trigger; the subject of a meeting ("يلتقي الوزير الألماني نتنياهو ... قبل أن يتوجه")
     # stays the sentence's traveller across clauses
@@ -759,7 +761,7 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
     hosts.update(id(m) for m in mentions if m.start and m.sent is sent and toks[m.start - 1] in _WELCOME)
     # "اجتماعات مع الوسطاء وفريق الرئيس جو بايدن": someone met or someone's team did not travel
     hosts.update(id(m) for m in mentions if m.start and m.sent is sent and toks[m.start - 1] in _NOT_TRAVELLER)
-    for s0, e, kd, p in hits:
+    for s0, e, kd, p in of_kinds(hits, "invitation", "trig"):
         if kd == "invitation":
             hosts.update(id(m) for m in mentions if e <= m.start <= e + 3)
             if toks[s0] in _BARE_INVITATION and (s0 == 0 or toks[s0 - 1] not in _ACCEPTED):
@@ -808,14 +810,14 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 hosts.update(id(m) for m in chain[1:])
             else:
                 hosts.update(id(m) for m in chain)  # "وسيلتقي بالرئيس المصري": the subject is the previous one
-    place_starts = {s for s, _e, k, _p in hits if k == "place"}
+    place_starts = {s for s, _e, k, _p in of_kind(hits, "place") if k == "place"}
     found: list[_Found] = []
     place: Place | None
     tour_words: set[int] | None = None  # positions of "جولة" forms, computed for the first tour trigger
     # "ما إذا كان X سيتوجه إلى موسكو" (whether): a question about a trip, not a report of one
     whether = [i for i in range(1, len(toks)) if toks[i] == "اذا" and toks[i - 1] == "ما"] if "اذا" in toks else []
     # a denial governs the whole sentence: "نفى مكتب نتنياهو، الجمعة، أنباء تحدثت عن زيارة مرتقبة له"
-    denied = min((ns for ns, _ne, k, _p in hits if k == "denial"), default=len(toks))
+    denied = min((ns for ns, _ne, k, _p in of_kind(hits, "denial") if k == "denial"), default=len(toks))
     for ti, (s, e, kind) in enumerate(trigs):
         if any(0 <= s - ne <= 2 for ne in negs) or any(0 < s - w <= 6 for w in whether) or s > denied:
             continue
@@ -1084,7 +1086,7 @@ def _real_places(sent: Sentence, hits: list[Hit], kn: Knowledge) -> list[Hit]:
             hits = [(s, e, k, Place(None, other.country)) if k == "place" and sent.toks[s] in _KINGDOM else (s, e, k, p)
                     for s, e, k, p in hits]
     if kn.bare_places.isdisjoint(sent.stems) or not any(
-            k == "place" and _article_on_bare(sent, s, kn) for s, _e, k, _p in hits):
+            k == "place" and _article_on_bare(sent, s, kn) for s, _e, k, _p in of_kind(hits, "place")):
         return hits
     return [h for h in hits if not (h[2] == "place" and _article_on_bare(sent, h[0], kn))]
 
@@ -1096,7 +1098,7 @@ def _can_visit(hits: list[Hit], kinds: set[str], ctx: Mention | None, alias: boo
     previous sentence's place)."""
     if "remote" in kinds or (ctx is None and not alias and "title" not in kinds and "off" not in kinds):
         return False
-    for _s, _e, k, p in hits:
+    for _s, _e, k, p in of_kinds(hits, "place", "trig"):
         if k == "place" or k == "trig" and p in ("hosting", "attend"):
             return True
     return False
@@ -1127,7 +1129,7 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
                 fs = []
             else:
                 mentions = _mentions(sent, hits, kn, present, coref)
-                attend = any(k == "trig" and p == "attend" for _s, _e, k, p in hits)
+                attend = any(k == "trig" and p == "attend" for _s, _e, k, p in of_kind(hits, "trig"))
                 prev_place = _prev_sentence_place(doc.hits[si - 1], doc.sentences[si - 1]) if si and attend else None
                 if attend and prev_place is None and found and found[-1].sentence is doc.sentences[si - 1]:
                     prev_place = found[-1].place  # where the previous sentence's traveller arrived
@@ -1167,9 +1169,10 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
             role = f.mention.title or (kn.titles.get(f.mention.official.role) if f.mention.official else None)
             if role is not None and role.id != "counterpart":
                 coref.offices[role.as_role or role.id] = f.mention
-        coref.register(mentions)
-        people = [m for m in mentions if m.high and (m.official or m.title)]
-        named = [m for m in people if m.country and (m.official or m.name) and not m.former]
+        if mentions:
+            coref.register(mentions)
+        people = [m for m in mentions if m.high and (m.official or m.title)] if mentions else []
+        named = [m for m in people if m.country and (m.official or m.name) and not m.former] if people else []
         for a, b in pairwise(named):  # "وزير الدفاع اللبناني X ونظيره السوري Y": a coordinated pair
             if b.start == a.end and _conj(sent, b.start) and a.country != b.country:
                 if b.title is not None and b.title.id == "counterpart":  # "ونظيره السوري X": X holds a's office
@@ -1205,6 +1208,8 @@ def _companions(sent: Sentence, mentions: list[Mention], fs: list[_Found], prev:
     this sentence, else ``prev``), to the same place: one trip, so their visit keys take the lead's identity
     (``extra["trip"]``). Returns the companions not already found in ``fs``."""
     toks = sent.toks
+    if _COMPANIONS.isdisjoint(toks):
+        return []
     c = next((i for i, t in enumerate(toks) if t in _COMPANIONS), None)
     if c is None:
         return []

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from processors import analysis
-from processors.analysis import JUNK_MARKERS, Doc, _analyse_py
+from processors.analysis import JUNK_MARKERS, Doc, Hits, _analyse_py
 from processors.knowledge import get_knowledge
 
 try:
@@ -34,7 +34,16 @@ def _c(title: str, body: str) -> Doc | None:
     kn = get_knowledge()
     res = _fast.analyse_doc(title, body, kn.vocab._word_parts, kn.index1, kn.index2, kn.firsts, JUNK_MARKERS,
                             analysis.JUNK_LINE, analysis._END_WORD, analysis.Sentence)
-    return None if res is None else Doc(*res)
+    doc = None if res is None else Doc(*res)
+    full = analysis._analyse_c(title, body, kn)  # as the analysis calls it: Hits with their index, second stems
+    assert (doc is None) == (full is None)
+    if doc is not None and full is not None:
+        assert _plain(full) == _plain(doc)
+        assert all(type(hs) is list for hs in doc.hits)
+        assert all(type(hs) is Hits for hs in full.hits)
+        assert [hs.by_kind for hs in full.hits] == [Hits(hs).by_kind for hs in doc.hits]  # type: ignore[attr-defined]
+        assert [list(hs.by_kind) for hs in full.hits] == [list(Hits(hs).by_kind) for hs in doc.hits]  # type: ignore[attr-defined]
+    return full
 
 
 def _plain(doc: Doc) -> tuple[Any, ...]:
@@ -52,6 +61,7 @@ def _same(title: str, body: str) -> None:
     assert all(type(s) is analysis.Sentence for s in c.sentences)
     assert all(type(x) is int for s in c.sentences for x in (s.index,))
     assert [[type(h) for h in hs] for hs in c.hits] == [[tuple] * len(hs) for hs in c.hits]
+    assert [hs.by_kind for hs in c.hits] == [hs.by_kind for hs in py.hits]  # type: ignore[attr-defined]
 
 
 def _dev_texts(shared_dir: Path) -> list[tuple[str, str]]:
@@ -126,3 +136,19 @@ def test_pure_python_switch() -> None:
     env["TRUCEWATCH_PURE_PYTHON"] = "0"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_word_cache_follows_the_memo() -> None:
+    """The C mirror of the word memo is dropped when the vocabulary changes or another Knowledge is used."""
+    from processors.knowledge import load_knowledge
+
+    kn, k2 = get_knowledge(), load_knowledge()
+    text = "وصل الوزير بالقرطاسية إلى الدوحة"
+    first = analysis._analyse_c("", text, k2)
+    assert first is not None and _plain(first) == _plain(_analyse_py("", text, k2))
+    k2.vocab.add("قرطاسيه")  # "بالقرطاسية" now stems to a vocabulary word
+    c = analysis._analyse_c("", text, k2)
+    assert c is not None and "قرطاسيه" in c.sentences[0].stems
+    assert _plain(c) == _plain(_analyse_py("", text, k2))
+    other = analysis._analyse_c("", text, kn)
+    assert other is not None and _plain(other) == _plain(_analyse_py("", text, kn))
