@@ -16,6 +16,7 @@ import logging
 import re
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from trucewatch.schema import Alert, Visit, alert_id, utcnow
 log = logging.getLogger(__name__)
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
+PARSED_ALERTS = 1024  # parsed alerts the SQLite store keeps between batches (LRU)
 
 # Versioned migrations, applied in order at open; never edit a released entry, append a new one.
 MIGRATIONS: list[tuple[int, list[str]]] = [
@@ -166,6 +168,7 @@ class AlertStore:
         return Alert.model_validate_json(row[0].encode("utf-8")) if row else None
 
     def _save(self, cur: Any, a: Alert, now: datetime) -> None:
+        doc = a.model_dump_json()
         self._exec(cur, """INSERT INTO alerts (id, kind, key, severity, title, first_seen, last_seen, corroborations,
                    replay, created_at, updated_at, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (id) DO UPDATE SET severity = excluded.severity, title = excluded.title,
@@ -173,7 +176,11 @@ class AlertStore:
                    corroborations = excluded.corroborations, replay = excluded.replay,
                    created_at = excluded.created_at, updated_at = excluded.updated_at, doc = excluded.doc""",
                    (a.id, a.kind, a.key, a.severity, a.title, ts(a.first_seen), ts(a.last_seen), a.corroborations,
-                    int(a.replay), ts(a.created_at), ts(now), a.model_dump_json()))
+                    int(a.replay), ts(a.created_at), ts(now), doc))
+        self._saved(a, ts(now), doc)
+
+    def _saved(self, a: Alert, updated_at: str | None, doc: str) -> None:
+        """Hook: ``a`` was written with this ``updated_at`` and ``doc`` (in the current transaction)."""
 
     def _outbox_row(self, cur: Any, aid: str, channel: str) -> OutboxItem | None:
         row = self._exec(cur, f"SELECT {_OUTBOX_COLS} FROM outbox WHERE alert_id = ? AND channel = ?",  # noqa: S608
@@ -449,6 +456,9 @@ class SQLiteStore(AlertStore):
         # inside batch(): alert id -> (the alert as the batch sees it, when it was last saved or None if unchanged);
         # each alert of a batch is parsed once and written once, at the end of the batch (same transaction)
         self._docs: dict[str, tuple[Alert | None, datetime | None]] | None = None
+        # across batches: alert id -> (updated_at, doc length, the parsed alert) of the version this process last
+        # wrote or read; a stored alert with hundreds of links is parsed again only when another writer changed it
+        self._parsed: OrderedDict[str, tuple[str, int, Alert]] = OrderedDict()
         try:
             self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -479,11 +489,43 @@ class SQLiteStore(AlertStore):
     def _load(self, cur: Any, aid: str) -> Alert | None:
         docs = self._docs
         if docs is None:
-            return super()._load(cur, aid)
+            return self._load_known(cur, aid)
         hit = docs.get(aid)
         if hit is None:
-            hit = docs[aid] = (super()._load(cur, aid), None)
+            hit = docs[aid] = (self._load_known(cur, aid), None)
         return hit[0]
+
+    def _load_known(self, cur: Any, aid: str) -> Alert | None:
+        """The stored alert, parsed again only when its row changed since this process last wrote or parsed it
+        (``updated_at`` and the doc's length identify a version; a rolled-back write leaves the row's older
+        version, which does not match, so it is read again)."""
+        known = self._parsed.get(aid)
+        if known is None:
+            row = self._exec(cur, "SELECT updated_at, length(doc), doc FROM alerts WHERE id = ?", (aid,)).fetchone()
+        else:
+            row = self._exec(cur, "SELECT updated_at, length(doc), CASE WHEN updated_at = ? AND length(doc) = ? "
+                                  "THEN NULL ELSE doc END FROM alerts WHERE id = ?",
+                             (known[0], known[1], aid)).fetchone()
+        if row is None:
+            self._parsed.pop(aid, None)
+            return None
+        if row[2] is None and known is not None:
+            self._parsed.move_to_end(aid)
+            return known[2]
+        alert = Alert.model_validate_json(row[2].encode("utf-8"))
+        self._remember(aid, row[0], int(row[1]), alert)
+        return alert
+
+    def _remember(self, aid: str, updated_at: str, length: int, alert: Alert) -> None:
+        parsed = self._parsed
+        parsed[aid] = (updated_at, length, alert)
+        parsed.move_to_end(aid)
+        while len(parsed) > PARSED_ALERTS:
+            parsed.popitem(last=False)
+
+    def _saved(self, a: Alert, updated_at: str | None, doc: str) -> None:
+        if updated_at is not None:
+            self._remember(a.id, updated_at, len(doc), a)
 
     def _save(self, cur: Any, a: Alert, now: datetime) -> None:
         if self._docs is None:

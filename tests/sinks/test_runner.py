@@ -145,3 +145,33 @@ def test_another_thread_waits_for_the_batch_and_sees_all_or_nothing(tmp_path: Pa
     reader.join(5)
     assert seen == [2]
     store.close()
+
+
+def test_parsed_alerts_kept_between_batches_never_hide_another_writers_change(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    a, b = open_store(url), open_store(url)  # two writers of one store (e.g. sinks processes across a rebalance)
+    a.record(_alert("k", "x"), [])
+    with a.batch():
+        a.record(_alert("k", "y", kind="visit_update"), [])  # a keeps the version it wrote
+    b.record(_alert("k", "z", kind="visit_update"), [])  # another writer changes it behind a's back
+    with a.batch():
+        a.record(_alert("k", "w", kind="visit_update"), [])
+    got = b.get_alert(alert_id("new_visit", "k"))
+    assert got is not None and set(got.article_ids) == {"x", "y", "z", "w"} and got.corroborations == 4
+    a.close()
+    b.close()
+
+
+def test_a_rolled_back_batch_leaves_no_parsed_version_behind(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.record(_alert("k", "x"), [])
+    with pytest.raises(StoreError), store.batch():
+        store.record(_alert("k", "y", kind="visit_update"), [])
+        store.list_alerts()  # writes the batch's docs (and remembers them) inside the transaction
+        raise StoreError("database is locked", url="x")
+    got = store.get_alert(alert_id("new_visit", "k"))
+    assert got is not None and got.article_ids == ["x"]
+    store.record(_alert("k", "z", kind="visit_update"), [])
+    got = store.get_alert(alert_id("new_visit", "k"))
+    assert got is not None and set(got.article_ids) == {"x", "z"}
+    store.close()
