@@ -42,7 +42,7 @@ from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from operator import itemgetter
 
-from processors.analysis import Doc, Hit, analyse_text, article_parts, of_kind, of_kinds
+from processors.analysis import Doc, Hit, Hits, analyse_text, article_parts, of_kind, of_kinds
 from processors.knowledge import Knowledge, Official, Place, Title, get_knowledge
 from processors.normalize import PUNCT, TOKEN_RE, Sentence, normalize, normalize_aligned
 from trucewatch.schema import Article, Visit
@@ -707,9 +707,10 @@ _CARRIED_OUT = frozenset(normalize(w) for w in ("قام", "قامت", "يقوم"
 _INCLUDE = frozenset({"يضم", "تضم"})
 _MEETING_NOUNS = frozenset({"اجتماع", "لقاء", "قمه", "محادثات", "مباحثات", "مفاوضات", "موتمر", "رباعي", "ثلاثي",
                             "خماسي", "رباعيه", "ثلاثيه"})
-_NOT_TRAVELLER = frozenset({"مع", "فريق", "وفريق", "ادارة", "اداره", "حكومه", "لحكومه"})
+_NOT_TRAVELLER = frozenset({"مع", "فريق", "وفريق", "اداره", "حكومه", "لحكومه"})
 _NOT_AND = frozenset({"وزير", "وزيره", "وزراء", "وفد", "وكيل", "وكاله", "وحده", "وسيط", "وسطاء", "وسط"})
 _WELCOME = frozenset(normalize(w) for w in ("رحب", "رحبت", "يرحب", "ترحب", "ورحب", "ورحبت", "ويرحب", "وترحب"))
+_HOST_CUES = _WELCOME | _NOT_TRAVELLER  # the word right before a mention that makes it a host
 _HEDGES = frozenset(normalize(w) for w in ("قد", "وقد", "ربما", "وربما"))
 
 
@@ -757,10 +758,9 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
     # stays the sentence's traveller across clauses
     hosts: set[int] = set()
     subjects: set[int] = set()
-    # "رحب الرئيس اللبناني بزيارة الموفد السعودي": whoever welcomes a visit is its host
-    hosts.update(id(m) for m in mentions if m.start and m.sent is sent and toks[m.start - 1] in _WELCOME)
-    # "اجتماعات مع الوسطاء وفريق الرئيس جو بايدن": someone met or someone's team did not travel
-    hosts.update(id(m) for m in mentions if m.start and m.sent is sent and toks[m.start - 1] in _NOT_TRAVELLER)
+    # "رحب الرئيس اللبناني بزيارة الموفد السعودي": whoever welcomes a visit is its host; "اجتماعات مع الوسطاء وفريق
+    # الرئيس جو بايدن": someone met or someone's team did not travel
+    hosts.update(id(m) for m in mentions if m.start and m.sent is sent and toks[m.start - 1] in _HOST_CUES)
     for s0, e, kd, p in of_kinds(hits, "invitation", "trig"):
         if kd == "invitation":
             hosts.update(id(m) for m in mentions if e <= m.start <= e + 3)
@@ -1046,7 +1046,7 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 break
         start = max([e] + [m.end for m in subj if m.sent is sent and m.start >= e])
         stop = min(len(toks), start + PLACE_WINDOW, max(nxt, start + 4))
-        if any(start <= cs < stop for cs, _ce, k, _p in hits if k == "companion"):
+        if any(start <= cs < stop for cs, _ce, _k, _p in of_kind(hits, "companion")):
             stop = min(len(toks), stop + 8, max(nxt, stop))  # "X، إلى جانب مسؤول ملف الرهائن، إلى الدوحة"
         places = []
         if start > e and subj[0].sent is sent and subj[0].start > e:
@@ -1081,14 +1081,14 @@ def _real_places(sent: Sentence, hits: list[Hit], kn: Knowledge) -> list[Hit]:
     if not _KINGDOM.isdisjoint(sent.toks):
         # "المملكة" is Saudi Arabia unless the sentence is in another kingdom: "استقبل الملك عبدالله في قصر
         # الحسينية ... الذي يزور المملكة حالياً"
-        other = next((p for _s, _e, k, p in hits if k == "place" and p.country in _OTHER_KINGDOMS), None)
-        if other is not None:
-            hits = [(s, e, k, Place(None, other.country)) if k == "place" and sent.toks[s] in _KINGDOM else (s, e, k, p)
-                    for s, e, k, p in hits]
+        other = next((p for _s, _e, _k, p in of_kind(hits, "place") if p.country in _OTHER_KINGDOMS), None)
+        if other is not None:  # (rebuilt as Hits, so the rules keep reading one kind at a time)
+            hits = Hits((s, e, k, Place(None, other.country)) if k == "place" and sent.toks[s] in _KINGDOM
+                        else (s, e, k, p) for s, e, k, p in hits)
     if kn.bare_places.isdisjoint(sent.stems) or not any(
             k == "place" and _article_on_bare(sent, s, kn) for s, _e, k, _p in of_kind(hits, "place")):
         return hits
-    return [h for h in hits if not (h[2] == "place" and _article_on_bare(sent, h[0], kn))]
+    return Hits(h for h in hits if not (h[2] == "place" and _article_on_bare(sent, h[0], kn)))
 
 
 def _can_visit(hits: list[Hit], kinds: set[str], ctx: Mention | None, alias: bool = False) -> bool:
