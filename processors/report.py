@@ -8,7 +8,7 @@ import sys
 from typing import Any, TextIO
 
 from processors.classify import classify
-from processors.visits import extract_visits
+from processors.visits import UNDATED, extract_visits, join_undated, split_key
 from producers.files import iter_paths
 from trucewatch.errors import InputError, TrucewatchError
 from trucewatch.schema import LABEL_NAMES, Article, Labels, Visit
@@ -53,6 +53,9 @@ def _print_report(console: Any, article: Article, labels: Labels, visits: list[V
 def run_classify(paths: list[str], jsonl: bool, out: TextIO) -> int:
     """Classify every article in ``paths`` and write one result per article to ``out``.
 
+    Articles are written in input order, except those with a visit of unknown date (no ``date`` and no
+    date in the text): they are written last, after every dated report has been read, so that such a
+    report takes the key of the same trip reported with a date (``join_undated``).
     Unreadable records are reported on stderr as ``path:line: reason`` and skipped. Returns 0 when every
     record was processed, 1 when some records were reported as errors, 2 when nothing could be read.
     """
@@ -62,6 +65,15 @@ def run_classify(paths: list[str], jsonl: bool, out: TextIO) -> int:
 
         console = Console(file=out, highlight=False, soft_wrap=True)
     n_ok = n_err = 0
+    dated: dict[str, set[str]] = {}  # identity>country -> buckets of the dated reports read so far
+    held: list[tuple[Article, Labels, list[Visit]]] = []  # articles with undated visits, written last
+
+    def write(item: Article, labels: Labels, visits: list[Visit]) -> None:
+        if jsonl:
+            out.write(json.dumps(result_record(item, labels, visits), ensure_ascii=False) + "\n")
+        else:
+            _print_report(console, item, labels, visits)
+
     for item in iter_paths(paths):
         if isinstance(item, InputError):
             n_err += 1
@@ -80,10 +92,15 @@ def run_classify(paths: list[str], jsonl: bool, out: TextIO) -> int:
             print(f"{item.id}: cannot classify: {type(e).__name__}: {e}", file=sys.stderr)
             continue
         n_ok += 1
-        if jsonl:
-            out.write(json.dumps(result_record(item, labels, visits), ensure_ascii=False) + "\n")
-        else:
-            _print_report(console, item, labels, visits)
+        trips = [split_key(v.key) for v in visits]
+        if any(bucket == UNDATED for _, bucket in trips):
+            held.append((item, labels, visits))
+            continue
+        for trip, bucket in trips:
+            dated.setdefault(trip, set()).add(bucket)
+        write(item, labels, visits)
+    for item, labels, visits in held:
+        write(item, labels, join_undated(visits, dated))
     if console is not None:
         console.print(f"[dim]{n_ok} article(s) classified, {n_err} error(s)[/]")
     out.flush()

@@ -477,6 +477,33 @@ def _visitor_id(m: Mention, kn: Knowledge) -> str:
 
 # --- dates -----------------------------------------------------------------------------------------
 
+UNDATED = "undated"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """``"us-foreign-minister>EG@2014-10"`` -> ``("us-foreign-minister>EG", "2014-10")``."""
+    trip, _, bucket = key.rpartition("@")
+    return trip, bucket
+
+
+def join_undated(visits: list[Visit], dated: dict[str, set[str]]) -> list[Visit]:
+    """Undated reports take the bucket of the same visitor and destination reported with a date.
+
+    ``dated`` maps ``identity>country`` to the buckets seen for it in dated articles of the same input.
+    A visit keyed ``...@undated`` whose trip has exactly one such bucket is the same trip and gets that
+    key; with none or several (two trips in different months) it stays undated. Used where a batch of
+    articles is read together (``trucewatch classify``); the stream always has an event time.
+    """
+    out = []
+    for v in visits:
+        trip, bucket = split_key(v.key)
+        seen = dated.get(trip, set())
+        if bucket == UNDATED and len(seen) == 1:
+            v = v.model_copy(update={"key": f"{trip}@{next(iter(seen))}"})
+        out.append(v)
+    return out
+
+
 def date_bucket(article: Article, norm_text: str | None = None) -> str:
     """The key's trip bucket: YYYY-MM of published_at, else the latest month/year written in the text."""
     if article.published_at is not None:
@@ -484,7 +511,7 @@ def date_bucket(article: Article, norm_text: str | None = None) -> str:
     text = norm_text if norm_text is not None else normalize(article.text[:200_000])
     years = [(m.start(), int(m.group(1))) for m in _YEAR_RE.finditer(text)]
     if not years:
-        return "undated"
+        return UNDATED
     months = [(m.start(), _MONTH_NUM[m.group(1)]) for m in _MONTH_RE.finditer(text)]
     best: tuple[int, int] | None = None
     for m in _NUMDATE_RE.finditer(text):  # "9/1/2025" (day/month/year), "2025-01-09"

@@ -57,3 +57,40 @@ def test_readable_report(tmp_path: Path) -> None:
 
 def test_missing_path(tmp_path: Path) -> None:
     assert run_classify([str(tmp_path / "nope.jsonl")], jsonl=True, out=io.StringIO()) == 2
+
+
+def _records(tmp_path: Path, recs: list[dict[str, object]]) -> str:
+    p = tmp_path / "batch.jsonl"
+    p.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs), encoding="utf-8")
+    return str(p)
+
+
+_KERRY = "وصل وزير الخارجية الأمريكي جون كيري إلى القاهرة للمشاركة في مؤتمر إعادة إعمار غزة."
+
+
+def test_an_undated_report_takes_the_key_of_the_same_trip_reported_with_a_date(tmp_path: Path) -> None:
+    path = _records(tmp_path, [
+        {"id": "undated", "text": _KERRY, "date": None},
+        {"id": "other", "text": "قصف مدفعي على أطراف المدينة.", "date": "2014-10-13"},
+        {"id": "dated", "text": _KERRY, "date": "2014-10-12"},
+    ])
+    out = io.StringIO()
+    assert run_classify([path], jsonl=True, out=out) == 0
+    recs = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["id"] for r in recs] == ["other", "dated", "undated"]  # the undated one waits for the dated ones
+    keys = {r["id"]: [v["key"] for v in r["visits"]] for r in recs}
+    assert keys["dated"] == keys["undated"] == ["us-foreign-minister>EG@2014-10"]
+
+
+def test_an_undated_report_stays_undated_when_the_trip_is_ambiguous_or_unknown(tmp_path: Path) -> None:
+    path = _records(tmp_path, [
+        {"id": "undated", "text": _KERRY, "date": None},
+        {"id": "oct", "text": _KERRY, "date": "2014-10-12"},
+        {"id": "nov", "text": _KERRY, "date": "2014-11-20"},
+        {"id": "alone", "text": "وصل رئيس الوزراء القطري إلى القاهرة لبحث الهدنة في غزة.", "date": None},
+    ])
+    out = io.StringIO()
+    assert run_classify([path], jsonl=True, out=out) == 0
+    keys = {r["id"]: [v["key"] for v in r["visits"]] for r in map(json.loads, out.getvalue().splitlines())}
+    assert keys["undated"] == ["us-foreign-minister>EG@undated"]  # two months: which trip is unknowable
+    assert [k.rpartition("@")[2] for k in keys["alone"]] == ["undated"]
