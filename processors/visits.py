@@ -559,16 +559,19 @@ def surface(sent: Sentence, span: tuple[int, int], strip_particles: bool = True,
         return " ".join(sent.toks[span[0]:span[1]])
     first = ms[span[0]]
     skip = 0
+    article = ""
     tok, st = sent.toks[span[0]], sent.stems[span[0]]
     if strip_particles and st != tok and tok.endswith(st) and len(st) >= 2:
         skip = len(tok) - len(st)
         if tok[:skip].endswith("ال"):
             skip -= 2  # keep the article: "الحية", not "حية"
+        elif tok[:skip].endswith("لل"):
+            article = "ال"  # "للحية" is "ل" + "الحية" with the alef dropped in writing
     a, b = first.start() + skip, ms[span[1] - 1].end() - 1
     if index is not None:
         a, b = index[a], index[b]
     b += 1
-    return orig[a:b].strip()
+    return article + orig[a:b].strip()
 
 
 _FIRST_TOKS = frozenset({"اول", "الاولي", "الاول", "اولي", "للمره", "والاولي"})
