@@ -1134,6 +1134,60 @@ def _can_visit(hits: list[Hit], kinds: set[str], ctx: Mention | None, alias: boo
     return False
 
 
+# Talks held at a named place ("في محادثات جرت في إسطنبول", "الجولة الثالثة من محادثات السلام بينهما في
+# إسطنبول") and the heads of the state delegations taking part ("رئيس الوفد الأوكراني"): those heads travelled there.
+_VENUE_TALKS = frozenset(normalize(w) for w in ("محادثات", "مباحثات", "مفاوضات", "مشاورات", "المحادثات", "المباحثات",
+                                                "المفاوضات", "المشاورات"))
+_VENUE_REACH = 7  # tokens from the talks noun to "في <place>"
+
+
+def _talks_venue(sent: Sentence, hits: list[Hit]) -> Place | None:
+    """The place talks are said to be held at in this sentence: a talks noun followed, within a few words and no
+    punctuation, by "في <place>" (a city, or a country)."""
+    toks, stems = sent.toks, sent.stems
+    nouns = [i for i, st in enumerate(stems) if st in _VENUE_TALKS or toks[i] in _VENUE_TALKS]
+    if not nouns:
+        return None
+    places = {s: p for s, _e, _k, p in of_kind(hits, "place")}
+    if len({p.country for p in places.values() if p.city}) > 1:
+        return None  # "محادثات في الدوحة ... بينما تستضيف القاهرة جولة": which talks a head attends is unclear
+    for i in nouns:
+        for j in range(i + 1, min(len(toks), i + _VENUE_REACH + 1)):
+            if toks[j] in PUNCT:
+                break
+            if toks[j] == "في" and j + 1 in places:
+                return places[j + 1]  # type: ignore[no-any-return]
+    return None
+
+
+def _delegation_head(m: Mention) -> bool:
+    """A state delegation's head: "رئيس الوفد الأوكراني", "وفد إسرائيلي برئاسة رون ديرمر" (not a movement's
+    delegation: its leaders often live abroad, where talks are held)."""
+    if m.country is None or m.org is not None or not m.high or m.former or m.title is None:
+        return False
+    return m.title.id == "delegation-head" or m.title.delegation and (m.name is not None or m.official is not None)
+
+
+def _venue_visits(venues: list[tuple[Sentence, Place, str]], heads: list[Mention], found: list[_Found],
+                  kn: Knowledge) -> list[_Found]:
+    """The delegation heads of talks held at the article's one talks venue (one country), when no trip of theirs
+    is found otherwise, travelled there."""
+    if not venues or not heads or len({p.country for _s, p, _st in venues}) != 1:
+        return []
+    sent, place, status = venues[0]
+    have = {f.identity or identity(f.mention, kn) for f in found}
+    out = []
+    for m in heads:
+        ident = identity(m, kn)
+        if m.country == place.country or ident in have:
+            continue
+        have.add(ident)
+        f = _Found(m, m.sent or sent, place, status)
+        f.identity = ident
+        out.append(f)
+    return out
+
+
 def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
     """Visits found in an analysed article (not yet deduplicated)."""
     present = _present_officials(doc)
@@ -1144,6 +1198,8 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
     coref = _Coref()
     pair: list[Mention] = []  # the latest two people named together (for a dual subject)
     pair_idx = -10
+    venues: list[tuple[Sentence, Place, str]] = []  # talks held at a named place
+    heads: list[Mention] = []  # state delegation heads named without a trip of their own
     for si, (sent, hits) in enumerate(zip(doc.sentences, doc.hits, strict=True)):
         if not hits:
             continue
@@ -1201,6 +1257,11 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
                 coref.offices[role.as_role or role.id] = f.mention
         if mentions:
             coref.register(mentions)
+            if not fs and "remote" not in kinds:
+                heads.extend(m for m in mentions if _delegation_head(m))
+        if "trig" in kinds and "place" in kinds and "remote" not in kinds and not background \
+                and (venue := _talks_venue(sent, hits)) is not None and not _background(sent, hits):
+            venues.append((sent, venue, "upcoming" if "future" in kinds else "arrived"))
         people = [m for m in mentions if m.high and (m.official or m.title)] if mentions else []
         named = [m for m in people if m.country and (m.official or m.name) and not m.former] if people else []
         for a, b in pairwise(named):  # "وزير الدفاع اللبناني X ونظيره السوري Y": a coordinated pair
@@ -1217,6 +1278,7 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
             offs_ = [m for m in people if m.official]
             last = next((m for m in offs_ if not (m.title and m.title.id == "counterpart")), offs_[0])
             last_idx = si
+    found.extend(_venue_visits(venues, heads, found, kn))
     return found
 
 
