@@ -259,6 +259,25 @@ def _compound_weights(index: dict[str, list[tuple[tuple[str, ...], str, Any]]]) 
                 lst[i] = (ph, kind, (payload[0], max(inner), payload[2]))
 
 
+_SLOT_RE = re.compile(r"\{(\w+)\}")
+
+
+def expand_slots(term: str, slots: dict[str, list[str]], *, path: str, line: int | None, entry: str) -> list[str]:
+    """A lexicon term with a ``{SLOT}`` (the lexicon's ``slots``: word lists) stands for the term with each word of
+    the slot in its place, and with each pair of them joined by "و" ("وقف {ADJ} لإطلاق النار" -> "وقف فوري لإطلاق
+    النار", "وقف فوري ودائم لإطلاق النار", ...). A term without a slot is itself."""
+    m = _SLOT_RE.search(term)
+    if m is None:
+        return [term]
+    words = slots.get(m.group(1))
+    if words is None:
+        raise ConfigError(f"unknown slot {{{m.group(1)}}} (slots: {', '.join(sorted(slots)) or 'none'})", path=path,
+                          line=line, entry=entry)
+    fills = words + [f"{a} و{b}" for a in words for b in words if a != b]
+    return [x for f in fills for x in expand_slots(term[:m.start()] + f + term[m.end():], slots, path=path,
+                                                   line=line, entry=entry)]
+
+
 def compile_knowledge(docs: dict[str, dict[str, Any]], origins: dict[str, str]) -> Knowledge:
     """Validate the four merged documents and compile them; ConfigError names the file, line and entry."""
     b = _Builder()
@@ -270,6 +289,8 @@ def compile_knowledge(docs: dict[str, dict[str, Any]], origins: dict[str, str]) 
     concrete_bonus: dict[str, float] = {}
     concrete_min: dict[str, float] = {}
     mediated: set[tuple[str, str]] = set()
+    slots = {name: _strlist(words, p_lex, _line(lex.get("slots")), f"slots.{name}")
+             for name, words in _items(lex.get("slots"), p_lex, "slots")}
     labels = lex.get("labels")
     if not isinstance(labels, dict):
         raise ConfigError("missing mapping 'labels'", path=p_lex, line=1, entry="labels")
@@ -288,7 +309,9 @@ def compile_knowledge(docs: dict[str, dict[str, Any]], origins: dict[str, str]) 
             if not isinstance(w, int | float) or isinstance(w, bool):
                 raise ConfigError(f"weight must be a number, not {w!r}", path=p_lex, line=ln,
                                   entry=f"labels.{lab}.terms.{term}")
-            b.add(term, f"lex:{lab}", (lab, float(w), term), path=p_lex, line=ln, entry=f"labels.{lab}.terms.{term}")
+            for phrase in expand_slots(term, slots, path=p_lex, line=ln, entry=f"labels.{lab}.terms.{term}"):
+                b.add(phrase, f"lex:{lab}", (lab, float(w), phrase), path=p_lex, line=ln,
+                      entry=f"labels.{lab}.terms.{term}")
         for term in _strlist(spec.get("suppress", []), p_lex, ln, f"labels.{lab}.suppress"):
             b.add(term, f"sup:{lab}", lab, path=p_lex, line=ln, entry=f"labels.{lab}.suppress")
         # `concrete`: words that make a sentence with a strong term of the label substantive (a pledge, access)
@@ -303,7 +326,8 @@ def compile_knowledge(docs: dict[str, dict[str, Any]], origins: dict[str, str]) 
             if term not in known:
                 raise ConfigError(f"mediated term {term!r} is not one of the label's terms", path=p_lex, line=ln,
                                   entry=f"labels.{lab}.mediated_terms")
-            mediated.add((lab, term))
+            mediated.update((lab, phrase) for phrase in expand_slots(term, slots, path=p_lex, line=ln,
+                                                                     entry=f"labels.{lab}.mediated_terms"))
         for term in _strlist(spec.get("concrete", []), p_lex, ln, f"labels.{lab}.concrete"):
             b.add(term, f"con:{lab}", lab, path=p_lex, line=ln, entry=f"labels.{lab}.concrete")
     domains: dict[str, dict[str, Any]] = {}

@@ -60,6 +60,7 @@ def test_user_file_extends_and_overrides(tmp_path: Path) -> None:
         ("officials.yaml",
          "officials:\n  x: {names: [\"اسم\"], role: minister}\n  x: {names: [\"آخر\"], role: minister}\n",
          "duplicate key 'x' (first on line 2)"),
+        ("lexicon.yaml", "labels:\n  aid:\n    terms:\n      دعم {KIND} للسكان: 1\n", "unknown slot {KIND}"),
     ],
 )
 def test_invalid_knowledge_names_file_line_entry(tmp_path: Path, file: str, text: str, needle: str) -> None:
@@ -79,3 +80,18 @@ def test_missing_shipped_file(tmp_path: Path) -> None:
     (base / "roles.yaml").unlink()
     with pytest.raises(ConfigError, match="roles.yaml"):
         load_knowledge(None, base_dir=base)
+
+
+def test_a_slot_stands_for_each_word_and_each_two_joined_by_wa(tmp_path: Path) -> None:
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "lexicon.yaml").write_text(
+        "slots:\n  KIND: [\"غذائي\", \"طبي\"]\n"
+        "labels:\n  aid:\n    terms:\n      دعم {KIND} عاجل: 1.5\n", encoding="utf-8")
+    from processors.analysis import analyse_text
+
+    kn = load_knowledge(user)
+    for text, n in (("وصل دعم غذائي عاجل.", 1), ("وصل دعم غذائي وطبي عاجل.", 1), ("وصل دعم طبي وغذائي عاجل.", 1),
+                    ("وصل دعم عسكري عاجل.", 0)):
+        doc = analyse_text("", text, kn)
+        assert sum(1 for h in doc.hits[0] if h[2] == "lex:aid" and h[3][0] == "aid" and "دعم" in h[3][2]) == n, text
