@@ -897,6 +897,17 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 # "التقى في وقت سابق من اليوم في تل أبيب الرئيس": the venue is the "في" that names a place
                 fi = next((i for i in range(fi, min(len(toks), anchor + 8))
                            if toks[i] == "في" and i + 1 in place_starts), fi)
+                if fi + 1 not in place_starts:
+                    # "التقى في وقت سابق من اليوم فيدان وأعضاء من الوفد الأوكراني في إسطنبول": the participants
+                    # after the time phrase, then the venue after them
+                    first = next((m for m in after if m.start - e <= 8), None)
+                    if first is not None:
+                        anchor2 = first.end
+                        for m in after:
+                            if m.start > first.start and m.start - anchor2 <= 3:
+                                anchor2 = m.end
+                        fi = next((i for i in range(anchor2, min(len(toks), anchor2 + 4))
+                                   if toks[i] == "في" and i + 1 in place_starts), fi)
             if fi is None:  # "التقى الوزير البرتغالي في عمان نظيره الأردني": the place between the participants
                 fi = next((i for i in range(e, anchor) if toks[i] == "في" and i + 1 in place_starts), None)
             if fi is None and toks[0] in ("في", "وفي") and 1 in place_starts and "," in toks[2:s]:
@@ -1141,31 +1152,59 @@ _VENUE_TALKS = frozenset(normalize(w) for w in ("محادثات", "مباحثا�
 _VENUE_REACH = 7  # tokens from the talks noun to "في <place>"
 
 
+_VENUE_EVENT = frozenset(normalize(w) for w in (
+    "انتهت", "انطلقت", "بدأت", "اختتمت", "عقدت", "جرت", "استؤنفت", "استأنفت", "تتواصل", "تستمر", "تنطلق", "تبدأ",
+    "تعقد", "تجري", "تختتم", "تستأنف", "تواصلت", "استمرت", "ستعقد", "ستنطلق", "ستبدأ", "ستجري", "ستستأنف"))
+
+
 def _talks_venue(sent: Sentence, hits: list[Hit]) -> Place | None:
     """The place talks are said to be held at in this sentence: a talks noun followed, within a few words and no
-    punctuation, by "في <place>" (a city, or a country)."""
+    punctuation, by "في <place>"; a talks noun with the city as its complement ("محادثات إسطنبول", not "محادثات
+    طهران وواشنطن": two parties); or "في <place>" right after a leading event verb ("انتهت في إسطنبول، اليوم، أول
+    جولة من المحادثات")."""
     toks, stems = sent.toks, sent.stems
     nouns = [i for i, st in enumerate(stems) if st in _VENUE_TALKS or toks[i] in _VENUE_TALKS]
     if not nouns:
         return None
-    places = {s: p for s, _e, _k, p in of_kind(hits, "place")}
-    if len({p.country for p in places.values() if p.city}) > 1:
+    places = {s: (e, p) for s, e, _k, p in of_kind(hits, "place")}
+    if len({p.country for _e, p in places.values() if p.city}) > 1:
         return None  # "محادثات في الدوحة ... بينما تستضيف القاهرة جولة": which talks a head attends is unclear
     for i in nouns:
+        if i + 1 in places and places[i + 1][1].city:
+            end = places[i + 1][0]
+            if end not in places and not (end < len(toks) and toks[end] == "بين" and end + 1 in places):
+                return places[i + 1][1]  # type: ignore[no-any-return]
         for j in range(i + 1, min(len(toks), i + _VENUE_REACH + 1)):
             if toks[j] in PUNCT:
                 break
             if toks[j] == "في" and j + 1 in places:
-                return places[j + 1]  # type: ignore[no-any-return]
+                return places[j + 1][1]  # type: ignore[no-any-return]
+    if toks and (toks[0] in _VENUE_EVENT or toks[0][1:] in _VENUE_EVENT and toks[0][0] in "وف") \
+            and len(toks) > 2 and toks[1] == "في" and 2 in places and any(i < 16 for i in nouns):
+        return places[2][1]  # type: ignore[no-any-return]
     return None
 
 
+_LEADS = frozenset(normalize(w) for w in ("ترأس", "يترأس", "يرأس", "ترأست", "تترأس", "ترأسه", "قاد", "يقود", "قادت",
+                                          "تقود"))
+
+
+def _leads_delegation(sent: Sentence, m: Mention) -> bool:
+    """"وزير الدفاع الأوكراني رستم عمروف، الذي ترأس وفد بلاده": the official heads a delegation."""
+    toks = sent.toks
+    i = m.end
+    while i < len(toks) and i < m.end + 3 and toks[i] in (",", "الذي", "التي", "وهو", "وهي"):
+        i += 1
+    return i < m.end + 4 and i + 1 < len(toks) and toks[i] in _LEADS and sent.stems[i + 1] in ("وفد", "الوفد")
+
+
 def _delegation_head(m: Mention) -> bool:
-    """A state delegation's head: "رئيس الوفد الأوكراني", "وفد إسرائيلي برئاسة رون ديرمر" (not a movement's
-    delegation: its leaders often live abroad, where talks are held)."""
-    if m.country is None or m.org is not None or not m.high or m.former or m.title is None:
+    """A delegation's head ("رئيس الوفد الأوكراني", "وفد إسرائيلي برئاسة رون ديرمر") or a movement's delegation
+    ("وفد حماس"; where the movement's leaders live is no trip: ``_valid``)."""
+    if m.country is None or not m.high or m.former or m.title is None:
         return False
-    return m.title.id == "delegation-head" or m.title.delegation and (m.name is not None or m.official is not None)
+    return m.title.id == "delegation-head" or m.title.delegation and (
+        m.name is not None or m.official is not None or m.org is not None)
 
 
 def _venue_visits(venues: list[tuple[Sentence, Place, str]], heads: list[Mention], found: list[_Found],
@@ -1184,7 +1223,8 @@ def _venue_visits(venues: list[tuple[Sentence, Place, str]], heads: list[Mention
         have.add(ident)
         f = _Found(m, m.sent or sent, place, status)
         f.identity = ident
-        out.append(f)
+        if _valid(f, kn):
+            out.append(f)
     return out
 
 
@@ -1258,8 +1298,9 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
         if mentions:
             coref.register(mentions)
             if not fs and "remote" not in kinds:
-                heads.extend(m for m in mentions if _delegation_head(m))
-        if "trig" in kinds and "place" in kinds and "remote" not in kinds and not background \
+                heads.extend(m for m in mentions if _delegation_head(m) or m.country and m.high and not m.former
+                             and _leads_delegation(sent, m))
+        if "place" in kinds and "remote" not in kinds and not background \
                 and (venue := _talks_venue(sent, hits)) is not None and not _background(sent, hits):
             venues.append((sent, venue, "upcoming" if "future" in kinds else "arrived"))
         people = [m for m in mentions if m.high and (m.official or m.title)] if mentions else []
