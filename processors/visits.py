@@ -230,6 +230,16 @@ def _title_tail(toks: list[str], k: int, place_ends: dict[int, int]) -> int:
     return k
 
 
+def _longer_name_of(toks: list[str], s: int, e: int, off: Official) -> bool:
+    """"الشيخ تميم بن حمد آل ثاني": the lineage after a matched name is another of the official's own names."""
+    for name in off.names:
+        nt = normalize(name).split()
+        for i in range(s, e):
+            if len(nt) > e - i and toks[i:i + len(nt)] == nt:
+                return True
+    return False
+
+
 def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
               coref: _Coref | None = None) -> list[Mention]:
     offs: dict[int, tuple[int, Official]] = {}
@@ -239,7 +249,8 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
     titles: list[tuple[int, int, Title]] = []
     for s, e, _k, payload in of_kind(hits, "off"):  # each kind's hits in order (the kinds are independent)
         oid, mode = payload
-        if e < len(sent.toks) and sent.toks[e] in ("بن", "بنت", "ابن") and mode == "full":
+        if e < len(sent.toks) and sent.toks[e] in ("بن", "بنت", "ابن") and mode == "full" \
+                and not _longer_name_of(sent.toks, s, e, kn.officials[oid]):
             continue  # "الأمير محمد بن عبد الرحمن بن عبد العزيز": a longer lineage, another person
         if mode != "context" or oid in present:
             offs[s] = (e, kn.officials[oid])
@@ -766,7 +777,12 @@ def _prev_sentence_place(prev_hits: list[Hit] | None, prev: Sentence | None) -> 
     for s, _e, k, p in sorted(of_kind(prev_hits, "place"), key=lambda h: -h[0]):  # (stable: as over all hits)
         if k == "place" and s > 0 and prev.toks[s - 1] == "في" and s - 1 not in topic_ends:
             return p  # type: ignore[no-any-return]
+        if k == "place" and s > 1 and prev.toks[s - 1] in ("مدينه", "العاصمه") and prev.toks[s - 2] in _TO_CITY:
+            return p  # type: ignore[no-any-return]  # "توافد القادة على مدينة شرم الشيخ"
     return None
+
+
+_TO_CITY = frozenset({"في", "الي", "علي"})
 
 
 def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], last: Mention | None,
@@ -1179,6 +1195,8 @@ def _talks_venue(sent: Sentence, hits: list[Hit]) -> Place | None:
                 break
             if toks[j] == "في" and j + 1 in places:
                 return places[j + 1][1]  # type: ignore[no-any-return]
+            if toks[j] == "في" and j + 2 in places and toks[j + 1] in ("مدينه", "العاصمه"):
+                return places[j + 2][1]  # type: ignore[no-any-return]
     if toks and (toks[0] in _VENUE_EVENT or toks[0][1:] in _VENUE_EVENT and toks[0][0] in "وف") \
             and len(toks) > 2 and toks[1] == "في" and 2 in places and any(i < 16 for i in nouns):
         return places[2][1]  # type: ignore[no-any-return]
@@ -1190,12 +1208,22 @@ _LEADS = frozenset(normalize(w) for w in ("ترأس", "يترأس", "يرأس", 
 
 
 def _leads_delegation(sent: Sentence, m: Mention) -> bool:
-    """"وزير الدفاع الأوكراني رستم عمروف، الذي ترأس وفد بلاده": the official heads a delegation."""
-    toks = sent.toks
+    """The official heads or joins a delegation: "وزير الدفاع الأوكراني رستم عمروف، الذي ترأس وفد بلاده"; "وترأس
+    الوفد الأميركي وزير الخارجية ماركو روبيو ...، وضم وزير الدفاع رستم عمروف" (anyone named after such a verb)."""
+    toks, stems = sent.toks, sent.stems
     i = m.end
     while i < len(toks) and i < m.end + 3 and toks[i] in (",", "الذي", "التي", "وهو", "وهي"):
         i += 1
-    return i < m.end + 4 and i + 1 < len(toks) and toks[i] in _LEADS and sent.stems[i + 1] in ("وفد", "الوفد")
+    if i < m.end + 4 and i + 1 < len(toks) and stems[i] in _LEADS and stems[i + 1] in ("وفد", "الوفد"):
+        return True
+    for j in range(max(0, m.start - 24), m.start - 1):
+        if stems[j] in _LEADS and stems[j + 1] in ("وفد", "الوفد"):
+            # the same clause: not "ترأس وفد بلاده، أن كييف طلبت لقاء بين الرئيسين X وY"
+            return not _CLAUSE_BREAK.intersection(toks[j + 2:m.start])
+    return False
+
+
+_CLAUSE_BREAK = frozenset({"ان", "انه", "انها", ":", "بين", "الذي", "التي", "حيث"})
 
 
 def _delegation_head(m: Mention) -> bool:
@@ -1214,13 +1242,13 @@ def _venue_visits(venues: list[tuple[Sentence, Place, str]], heads: list[Mention
     if not venues or not heads or len({p.country for _s, p, _st in venues}) != 1:
         return []
     sent, place, status = venues[0]
-    have = {f.identity or identity(f.mention, kn) for f in found}
+    have = {_visitor_id(f.mention, kn) for f in found}
     out = []
     for m in heads:
-        ident = identity(m, kn)
-        if m.country == place.country or ident in have:
+        ident, vid = identity(m, kn), _visitor_id(m, kn)
+        if m.country == place.country or vid in have:
             continue
-        have.add(ident)
+        have.add(vid)
         f = _Found(m, m.sent or sent, place, status)
         f.identity = ident
         if _valid(f, kn):
