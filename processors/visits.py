@@ -926,6 +926,9 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                                    if toks[i] == "في" and i + 1 in place_starts), fi)
             if fi is None:  # "التقى الوزير البرتغالي في عمان نظيره الأردني": the place between the participants
                 fi = next((i for i in range(e, anchor) if toks[i] == "في" and i + 1 in place_starts), None)
+            if fi is None:  # "التقى X، الخميس 24 من تموز، Y في العاصمة الفرنسية باريس": after the participants
+                fi = next((m.end for m in after if m.start - anchor <= 12 and m.end < len(toks)
+                           and toks[m.end] == "في" and m.end + 1 in place_starts), None)
             if fi is None and toks[0] in ("في", "وفي") and 1 in place_starts and "," in toks[2:s]:
                 fi = 0  # "وفي بيروت، التقى الموفد الفرنسي ...": the venue leads the sentence
             places = _places_after(hits, sent, fi + 1, fi + 2, need_intro=False) if fi is not None else []
@@ -936,6 +939,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             place = places[0][1]
             cands = adj_before[-1:] + [m for m in after if m.start - e <= 4][:2]
             if fi is not None:
+                # "التقى X، الخميس 24 من تموز، Y في العاصمة الفرنسية باريس": the participant right before the venue
+                cands += [m for m in after if m.end <= fi and fi - m.end <= 1 and all(m is not c for c in cands)][-1:]
                 # "التقى الرئيس السيسي في القاهرة اليوم رئيس الوزراء الإسباني": the object after the meeting place
                 cands += [m for m in after if m.start > fi and m not in cands
                           and _words_between(sent, hits, fi + 1, m.start) == 0][:1]
@@ -965,7 +970,9 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             if adj_before and id(adj_before[-1]) not in hosts:
                 subj = [adj_before[-1]]
             else:
-                subj = [m for m in mentions if m.start >= e and id(m) not in hosts]
+                # those named in the attendance clause: not "بحضور X، حيث نقل Y تحيات الرئيس Z"
+                stop = next((i for i in range(e, len(toks)) if toks[i] in _ATTEND_STOP), len(toks))
+                subj = [m for m in mentions if e <= m.start < stop and id(m) not in hosts]
             if not subj:
                 continue
             places = _places_after(hits, sent, e, len(toks), need_fi=True)
@@ -1223,6 +1230,7 @@ def _leads_delegation(sent: Sentence, m: Mention) -> bool:
     return False
 
 
+_ATTEND_STOP = frozenset({"حيث", "الذي", "التي", "ان", "انه", "انها", "مؤكدا", "مشيرا", "واكد", "وقال", "واضاف"})
 _CLAUSE_BREAK = frozenset({"ان", "انه", "انها", ":", "بين", "الذي", "التي", "حيث"})
 
 
