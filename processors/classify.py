@@ -3,7 +3,8 @@
 A label's raw score is the sum of the weights of its lexicon terms found in the article (a term in the
 title counts ``title_weight`` times; a repeated term counts at most three times), skipping sentences
 that also hold one of the label's ``suppress`` phrases (the word in another sense: IMF "مساعدات",
-trade "مفاوضات", "تهدئة" of markets). Article domains (sport, economy, battle report) scale the
+trade "مفاوضات", "تهدئة" of markets); a mediation word inside a longer truce phrase ("اتفاق" in "اتفاق وقف إطلاق
+النار") is the truce's and counts for ceasefire only. Article domains (sport, economy, battle report) scale the
 scores down when enough of their terms occur. The label is set when the raw score reaches the
 label's threshold; ``Label.score`` is raw/threshold (1.0 = the threshold).
 """
@@ -71,6 +72,7 @@ def classify_doc(doc: Doc, kn: Knowledge, visits: int = 0) -> Labels:
         mult = kn.title_weights if si < doc.n_title else None
         # each label's terms in sentence order ("lex:<label>" holds only that label's terms, and nothing below
         # mixes labels, so this is the same as one pass over all hits)
+        truce_spans = [(s0, e0) for s0, e0, _k, _p in by.get("lex:ceasefire", ()) if e0 - s0 > 1]
         for kind, lex in by.items():
             if kind not in LEX_KINDS:
                 continue
@@ -78,6 +80,9 @@ def classify_doc(doc: Doc, kn: Knowledge, visits: int = 0) -> Labels:
                 lab, w, term = cast("tuple[str, float, str]", payload)
                 if lab in suppressed:
                     continue
+                if lab == "mediation" and truce_spans and any(a <= _s and _e <= b and b - a > _e - _s
+                                                              for a, b in truce_spans):
+                    continue  # "اتفاق" inside "اتفاق وقف إطلاق النار": the truce's own word
                 if (lab, term) in mediated:
                     truce = True
                 if lab in cons and w >= kn.concrete_min.get(lab, 2.0) and concrete[lab] < MAX_CONCRETE:
