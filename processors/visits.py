@@ -975,7 +975,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 subj = [m for m in mentions if e <= m.start < stop and id(m) not in hosts]
             if not subj:
                 continue
-            places = _places_after(hits, sent, e, len(toks), need_fi=True)
+            lead = _lead_venue(sent, hits)  # "انتهت في القاهرة جولة المحادثات التي شارك فيها X"
+            places = [(2, lead)] if lead is not None else _places_after(hits, sent, e, len(toks), need_fi=True)
             if not places:
                 # "شارك في القمة العربية التي عقدت في الرياض": the venue in a relative clause about the event
                 held = next((i for i in range(e, min(len(toks), e + 8)) if sent.stems[i] in _HELD), None)
@@ -1155,6 +1156,22 @@ def _real_places(sent: Sentence, hits: list[Hit], kn: Knowledge) -> list[Hit]:
     return Hits(h for h in hits if not (h[2] == "place" and _article_on_bare(sent, h[0], kn)))
 
 
+_CANCEL = frozenset(normalize(w) for w in ("ألغيت", "أُلغيت", "ألغي", "إلغاء", "أرجئت", "إرجاء", "تأجلت", "أجلت",
+                                            "تأجيل", "ألغاها", "أرجأها", "ألغت", "أرجأت"))
+_TRIP_NOUNS = frozenset(normalize(w) for w in ("الزيارة", "زيارته", "زيارتها", "زيارة", "الرحلة", "رحلته", "جولته",
+                                               "الجولة", "زيارتهما", "زيارتهم"))
+
+
+def _cancelled(sent: Sentence) -> bool:
+    """"غير أن مصادر قالت لاحقا إن الزيارة ألغيت في اللحظة الأخيرة": the sentence's trip was called off (the
+    cancellation may follow the trip words, unlike a denial, which governs what comes after it)."""
+    toks = sent.toks
+    if _CANCEL.isdisjoint(toks):
+        return False
+    return any(t in _CANCEL and not _TRIP_NOUNS.isdisjoint(toks[max(0, i - 3):i + 4])
+               and _SINCE.isdisjoint(toks[max(0, i - 2):i]) for i, t in enumerate(toks))  # not "بعد تأجيل الزيارة"
+
+
 def _can_visit(hits: list[Hit], kinds: set[str], ctx: Mention | None, alias: bool = False) -> bool:
     """Whether the trigger rules can find a visit in a sentence: not a call ("remote"); someone to travel (a
     title or an official here, a known surname (``alias``), or the visitor of a recent sentence); and a
@@ -1204,9 +1221,18 @@ def _talks_venue(sent: Sentence, hits: list[Hit]) -> Place | None:
                 return places[j + 1][1]  # type: ignore[no-any-return]
             if toks[j] == "في" and j + 2 in places and toks[j + 1] in ("مدينه", "العاصمه"):
                 return places[j + 2][1]  # type: ignore[no-any-return]
-    if toks and (toks[0] in _VENUE_EVENT or toks[0][1:] in _VENUE_EVENT and toks[0][0] in "وف") \
-            and len(toks) > 2 and toks[1] == "في" and 2 in places and any(i < 16 for i in nouns):
-        return places[2][1]  # type: ignore[no-any-return]
+    lead = _lead_venue(sent, hits)
+    if lead is not None and any(i < 16 for i in nouns):
+        return lead
+    return None
+
+
+def _lead_venue(sent: Sentence, hits: list[Hit]) -> Place | None:
+    """"انتهت في العاصمة المصرية، مساء الثلاثاء، جولة المحادثات ...": the venue right after a leading event verb."""
+    toks = sent.toks
+    if len(toks) > 2 and toks[1] == "في" and (toks[0] in _VENUE_EVENT or toks[0][1:] in _VENUE_EVENT
+                                               and toks[0][0] in "وف"):
+        return next((p for s, _e, _k, p in of_kind(hits, "place") if s == 2), None)
     return None
 
 
@@ -1301,6 +1327,8 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
                 if fs and _background(sent, hits):
                     fs = []
                     background = True
+                elif fs and _cancelled(sent):
+                    fs = []
         elif "off" in kinds or alias or "title" in kinds and (_COMPANIONS.intersection(sent.toks) or
                                                               "nat" in kinds):
             # no trip here, but a named official (or a role with a written name, or a known surname) becomes the
