@@ -975,8 +975,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 subj = [m for m in mentions if e <= m.start < stop and id(m) not in hosts]
             if not subj:
                 continue
-            lead = _lead_venue(sent, hits)  # "انتهت في القاهرة جولة المحادثات التي شارك فيها X"
-            places = [(2, lead)] if lead is not None else _places_after(hits, sent, e, len(toks), need_fi=True)
+            venue = _lead_venue(sent, hits)  # "انتهت في القاهرة جولة المحادثات التي شارك فيها X"
+            places = [(2, venue)] if venue is not None else _places_after(hits, sent, e, len(toks), need_fi=True)
             if not places:
                 # "شارك في القمة العربية التي عقدت في الرياض": the venue in a relative clause about the event
                 held = next((i for i in range(e, min(len(toks), e + 8)) if sent.stems[i] in _HELD), None)
