@@ -240,6 +240,11 @@ def _longer_name_of(toks: list[str], s: int, e: int, off: Official) -> bool:
     return False
 
 
+_PRINCIPALS = frozenset({"head-of-state", "prime-minister", "emir", "king", "crown-prince"})
+_AGENT_OF = frozenset(normalize(w) for w in ("مبعوث", "موفد", "ممثل", "مستشار", "مساعد", "نائب", "مبعوثة", "ممثلة",
+                                             "مستشارة", "رسالة", "رسائل"))
+
+
 def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
               coref: _Coref | None = None) -> list[Mention]:
     offs: dict[int, tuple[int, Official]] = {}
@@ -350,7 +355,16 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
             ahead = []
         if inner and not t.delegation:
             ahead = []  # "مبعوثي الرئيس الأمريكي دونالد ترامب": the name belongs to the inner title
-        if ahead:
+        if ahead and ahead[0] > k and offs[ahead[0]][1].role != t.id and not t.delegation \
+                and any(toks[x] in ("الي", "في") for x in range(k, ahead[0])):
+            ahead = []  # "وزير الخارجية المصري إلى الخرطوم حاملا رسالة السيسي": another person, further on
+        if ahead and (t.id in ENVOY_TITLES or t.as_role == "envoy") \
+                and offs[ahead[0]][1].role in _PRINCIPALS and ahead[0] - m.end <= 2:
+            # "مبعوث الرئيس الأمريكي المنتخب دونالد ترامب": the name is the envoy's principal, part of the role
+            m.end = offs[ahead[0]][0]
+            m.role_span = (s, m.end)
+            used.add(ahead[0])
+        elif ahead:
             oe, off = offs[ahead[0]]
             compatible = (off.country == m.country) if not t.org else (off.role == t.id)
             if compatible or (t.delegation and off.country == m.country):
@@ -368,6 +382,13 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
     covered = {i for m in out for i in range(m.start, m.end)} if offs else set()
     for s, (e, off) in offs.items():
         if s in used or s in covered:
+            continue
+        if off.role in _PRINCIPALS and s and sent.stems[s - 1] in _AGENT_OF:
+            # "مبعوث ترامب يصل الدوحة": the envoy travels, the principal is part of the envoy's role
+            envoy = next((t for ts, te, t in titles if te == s and (t.id in ENVOY_TITLES or t.as_role == "envoy")),
+                         None)
+            if envoy is not None:
+                out.append(Mention(s - 1, e, title=envoy, country=off.country, role_span=(s - 1, e)))
             continue
         # "وزيرا الخارجية البريطاني ديفيد لامي والفرنسي ستيفان سيجورنيه": the second's nationality opens its mention
         lead = next((ns for ns, (ne, c) in nats.items() if ne == s and c == off.country and ns not in covered), s)
