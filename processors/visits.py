@@ -312,8 +312,10 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
                     m.country = offs[k][1].country
             if m.country is None:
                 # "ويتوجه رئيس الوزراء بعد غد إلى القاهرة": a bare title is the traveller of that office reported
-                # earlier in the article
+                # earlier in the article (or of a written role it begins: "الأمين العام" -> "... للأمم المتحدة")
                 src = coref.offices.get(t.as_role or t.id) if coref else None
+                if src is None and coref is not None and coref.roles:
+                    src = coref.by_role_prefix(toks[s:e])
                 if src is None or t.delegation or any(e <= ts <= e + 1 for ts, _te, _t in titles) \
                         or (e < len(toks) and (toks[e] in PUNCT or e in offs)):
                     continue  # not "رئيس الوزراء ووزير الخارجية القطري", "رئيس الوزراء، X", "رئيس الوزراء X"
@@ -459,6 +461,13 @@ class _Coref:
     surnames: dict[str, Mention] = field(default_factory=dict)  # last word of a plain written name -> its mention
     offices: dict[str, Mention] = field(default_factory=dict)  # office -> the traveller holding it ("رئيس الوزراء")
     ministers: dict[str, Mention | None] = field(default_factory=dict)  # country -> its one minister (None: several)
+    roles: list[tuple[tuple[str, ...], Mention]] = field(default_factory=list)  # travellers' written roles
+
+    def by_role_prefix(self, words: list[str]) -> Mention | None:
+        """The latest traveller whose written role starts with these words: "الأمين العام" after "الأمين العام
+        للأمم المتحدة" (a bare title that names no country or body)."""
+        n = len(words)
+        return next((m for r, m in reversed(self.roles) if len(r) > n and list(r[:n]) == words), None)
 
     def register(self, mentions: list[Mention]) -> None:
         """Remember the ministers named per country ("الوزير الياباني" later), and the last written word of role
@@ -1380,6 +1389,9 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
             role = f.mention.title or (kn.titles.get(f.mention.official.role) if f.mention.official else None)
             if role is not None and role.id != "counterpart":
                 coref.offices[role.as_role or role.id] = f.mention
+            rs = f.mention.role_span
+            if rs is not None and f.mention.alias_of is None:
+                coref.roles.append((tuple((f.mention.sent or sent).toks[rs[0]:rs[1]]), f.mention))
         if mentions:
             coref.register(mentions)
             if not fs and "remote" not in kinds:
