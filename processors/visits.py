@@ -16,7 +16,8 @@ How a visit is found, sentence by sentence:
   after a negation (لم، رفض…) or a hedge (قد يصل), anywhere after a denial (نفى، ألغى، أرجأ…), or in a
   sentence about a phone/video call gives no visit.
 * **Destination**: the first place named after the trigger (``places.yaml``; "من X" is an origin and
-  is skipped), plus places coordinated with it ("مصر وإسرائيل والأردن"). A visit to the visitor's own
+  is skipped), plus places coordinated with it ("مصر وإسرائيل والأردن"). "قادما من X" after a trip
+  reports the previous leg: the traveller was in X (a visit, when X is abroad for him). A visit to the visitor's own
   country, or an international official at their organisation's seat, is no visit.
 
 **Visit key** = ``<identity>><destination country>@<bucket>``:
@@ -1192,6 +1193,39 @@ _TRIP_NOUNS = frozenset(normalize(w) for w in ("الزيارة", "زيارته",
                                                "الجولة", "زيارتهما", "زيارتهم"))
 
 
+_PRESENCE = frozenset(normalize(w) for w in ("الموجود", "المتواجد", "الموجودة", "المتواجدة"))
+
+
+def _presence_only(sent: Sentence, hits: list[Hit]) -> tuple[list[Hit], set[str]]:
+    """A call is no visit, but "تلقى السيسي اتصالا من ترمب، الموجود حاليا في إسرائيل" still says where the other
+    party is: in a call sentence only the presence words stay trip words (and the call no longer vetoes them)."""
+    keep = [h for h in hits if h[2] not in ("remote", "trig") or h[2] == "trig" and sent.toks[h[0]] in _PRESENCE]
+    return Hits(keep), {h[2] for h in keep}
+
+
+_CAME = frozenset(normalize(w) for w in ("قادما", "قادماً", "قادمة", "قادمين", "قادمون", "آتيا", "قادمًا"))
+
+
+def _came_from(sent: Sentence, hits: list[Hit], fs: list[_Found], kn: Knowledge) -> list[_Found]:
+    """"وصل الرئيس ترامب إلى شرم الشيخ قادما من إسرائيل": the traveller was in the place he came from (the
+    previous leg of the trip), when that is abroad for him and not the place he arrives at."""
+    toks = sent.toks
+    out: list[_Found] = []
+    for i, t in enumerate(toks[:-2]):
+        if t not in _CAME or toks[i + 1] != "من":
+            continue
+        place = next((p for s0, _e, _k, p in of_kind(hits, "place") if s0 == i + 2), None)
+        if place is None:
+            continue
+        f = next((f for f in reversed(fs) if f.mention.end <= i), None)
+        if f is None or place.country in (f.mention.country, f.place.country):
+            continue
+        g = _Found(f.mention, sent, place, "arrived")
+        if _valid(g, kn):
+            out.append(g)
+    return out
+
+
 def _cancelled(sent: Sentence) -> bool:
     """"غير أن مصادر قالت لاحقا إن الزيارة ألغيت في اللحظة الأخيرة": the sentence's trip was called off (the
     cancellation may follow the trip words, unlike a denial, which governs what comes after it)."""
@@ -1336,6 +1370,8 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
         if not hits:
             continue
         kinds = set(map(_KIND, hits))
+        if "remote" in kinds and "trig" in kinds and not _PRESENCE.isdisjoint(sent.toks):
+            hits, kinds = _presence_only(sent, hits)
         ctx = last if si - last_idx <= 3 else None
         background = False
         alias = bool(coref.surnames) and not coref.surnames.keys().isdisjoint(sent.toks)
@@ -1359,6 +1395,8 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
                     background = True
                 elif fs and _cancelled(sent):
                     fs = []
+                elif fs and not _CAME.isdisjoint(sent.toks):
+                    fs += _came_from(sent, hits, fs, kn)
         elif "off" in kinds or alias or "title" in kinds and (_COMPANIONS.intersection(sent.toks) or
                                                               "nat" in kinds):
             # no trip here, but a named official (or a role with a written name, or a known surname) becomes the
