@@ -969,6 +969,9 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 continue
             place = places[0][1]
             cands = adj_before[-1:] + [m for m in after if m.start - e <= 4][:2]
+            among = next((i for i in range(e, len(toks)) if toks[i] in _AMONG), None)
+            if among is not None:  # "ويلتقي في القاهرة موفدون من خمسين دولة، بينهم ... والأمين العام للأمم المتحدة"
+                cands += [m for m in after if m.start > among and all(m is not c for c in cands)]
             if fi is not None:
                 # "التقى X، الخميس 24 من تموز، Y في العاصمة الفرنسية باريس": the participant right before the venue
                 cands += [m for m in after if m.end <= fi and fi - m.end <= 1 and all(m is not c for c in cands)][-1:]
@@ -1320,6 +1323,7 @@ def _leads_delegation(sent: Sentence, m: Mention) -> bool:
     return False
 
 
+_AMONG = frozenset({"بينهم", "بينهن", "ومنهم", "منهم"})
 _ATTEND_STOP = frozenset({"حيث", "الذي", "التي", "ان", "انه", "انها", "مؤكدا", "مشيرا", "واكد", "وقال", "واضاف"})
 _CLAUSE_BREAK = frozenset({"ان", "انه", "انها", ":", "بين", "الذي", "التي", "حيث"})
 
@@ -1622,3 +1626,4 @@ def extract_visits(article: Article) -> list[Visit]:
             published_at=article.published_at, replay=article.replay,
         ))
     return out
+# x
