@@ -31,7 +31,10 @@ How a visit is found, sentence by sentence:
   agree (a trip straddling a month end can split in two keys; the novelty window then still
   merges nothing wrongly, it only raises two alerts). An article without a date uses the latest
   "month year" or numeric date ("9/1/2025" day/month/year, "2025-01-09") written in its text, else the
-  latest year, else ``undated`` (a bare weekday, "اليوم الخميس", cannot be placed deterministically).
+  latest year, else ``undated`` (a bare weekday, "اليوم الخميس", cannot be placed deterministically). In the
+  stream (``enrich_article``) an article without a date takes the month it was fetched instead: it is news of
+  that moment, and the archive keeps the fetch time for replays. ``trucewatch classify`` gives an undated
+  report the key of the same trip reported with a date in its input (``join_undated``).
   Keys depend only on the article's text and ``published_at``, never on the wall clock, so replays give
   the same keys.
 """
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from datetime import UTC
 from itertools import pairwise
 from operator import itemgetter
 
@@ -1557,9 +1561,13 @@ def _absorb(into: _Found, f: _Found, cities: dict[tuple[str, str], str | None], 
         into.extra["first_in"] = f.extra["first_in"]
 
 
-def extract_visits(article: Article) -> list[Visit]:
+def extract_visits(article: Article, *, fetch_time_bucket: bool = False) -> list[Visit]:
     """High-level visits reported by one article, deduplicated by visitor identity and destination country.
 
+    ``fetch_time_bucket``: an article without ``published_at`` takes its key's month from ``fetched_at`` (the
+    stream: a feed item without a date is news of the moment it was fetched, and the archive keeps that time, so
+    a replay gives the same keys), instead of a date written in its text (``trucewatch classify``, where the
+    fetch time is the wall clock of the run).
     Pure (no I/O beyond the once-loaded knowledge); never raises on odd text.
     """
     kn = get_knowledge()
@@ -1568,7 +1576,10 @@ def extract_visits(article: Article) -> list[Visit]:
     found = extract_from_doc(doc, kn)
     if not found:
         return []
-    bucket = date_bucket(article)
+    if fetch_time_bucket and article.published_at is None and article.fetched_at is not None:
+        bucket = article.fetched_at.astimezone(UTC).strftime("%Y-%m")
+    else:
+        bucket = date_bucket(article)
     # one visit per person and destination; a role-only mention merges into the named person of its office
     merged: dict[tuple[str, str], _Found] = {}
     order: list[tuple[str, str]] = []

@@ -106,3 +106,12 @@ def test_date_bucket(published: datetime | None, text: str, bucket: str) -> None
 )
 def test_odd_text_never_raises(body: str) -> None:
     assert isinstance(extract_visits(Article(id="odd", body=body)), list)
+
+
+def test_the_stream_keys_an_undated_article_by_its_fetch_month() -> None:
+    body = "وصل وزير الخارجية الأمريكي إلى الدوحة في زيارة تستمر يومين. وكان قد زارها في مارس 2021."
+    a = Article(id="a", body=body, fetched_at=datetime(2025, 1, 12, 8, tzinfo=UTC))
+    dated = Article(id="b", body=body, published_at=datetime(2025, 1, 11, 20, tzinfo=UTC))
+    stream = extract_visits(a, fetch_time_bucket=True)[0].key
+    assert stream == extract_visits(dated, fetch_time_bucket=True)[0].key == "us-foreign-minister>QA@2025-01"
+    assert extract_visits(a)[0].key == "us-foreign-minister>QA@2021-03"  # the CLI: a date written in the text
