@@ -1404,7 +1404,7 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
                 elif fs and _cancelled(sent):
                     fs = []
                 elif fs and not _CAME.isdisjoint(sent.toks):
-                    fs += _came_from(sent, hits, fs, kn)
+                    fs = _came_from(sent, hits, fs, kn) + fs  # (the trip's own place stays the latest one)
         elif "off" in kinds or alias or "title" in kinds and (_COMPANIONS.intersection(sent.toks) or
                                                               "nat" in kinds):
             # no trip here, but a named official (or a role with a written name, or a known surname) becomes the
