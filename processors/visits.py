@@ -503,6 +503,8 @@ def identity(m: Mention, kn: Knowledge) -> str:
             return off.key_as
         role = kn.titles.get(off.role)
         rid = (role.as_role or role.id) if role else off.role
+        if rid == "delegation-head":
+            rid = "delegation"  # a named delegation head keys as his delegation does ("رئيس الوفد الأوكراني")
         if off.country is None:
             return rid
         return f"{off.country.lower()}-{rid}"
@@ -1160,6 +1162,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             places = _places_after(hits, sent, start, stop, direct_ok=start)
         if not places and toks[s - 1:s] == ["كما"] and found and found[-1].sentence is sent:
             places = [(s, found[-1].place)]  # "وصل X إلى القاهرة، كما وصل وفد ...": the same place
+        elif not places and s == 1 and toks[0] == "كما" and prev_place is not None and status == "arrived":
+            places = [(s, prev_place)]  # "... إلى جدة. كما وصل وفد أوكراني": the previous arrival's place
         lead_id = identity(subj[0], kn) if len(subj) > 1 else ""
         for m in subj:
             for _ps, place in places:
@@ -1385,7 +1389,10 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
         alias = bool(coref.surnames) and not coref.surnames.keys().isdisjoint(sent.toks)
         if "trig" in kinds:
             hits = _real_places(sent, hits, kn)
-            if not _can_visit(hits, kinds, ctx, alias):  # the rules would find nothing: only the context is kept
+            # "كما وصل وفد أوكراني رفيع ..." right after a reported arrival: to the same place
+            also = sent.toks[:1] == ["كما"] and bool(found) and si - found_idx <= 2 and "place" not in kinds \
+                and "remote" not in kinds
+            if not also and not _can_visit(hits, kinds, ctx, alias):  # nothing to find: only the context is kept
                 mentions = _mentions(sent, hits, kn, present, coref) \
                     if "off" in kinds or alias or "title" in kinds and "nat" in kinds else []
                 fs = []
@@ -1395,6 +1402,8 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
                 prev_place = _prev_sentence_place(doc.hits[si - 1], doc.sentences[si - 1]) if si and attend else None
                 if attend and prev_place is None and found and found[-1].sentence is doc.sentences[si - 1]:
                     prev_place = found[-1].place  # where the previous sentence's traveller arrived
+                if also:
+                    prev_place = found[-1].place
                 fs = _trigger_visits(sent, hits, mentions, ctx, kn, prev_place, kinds,
                                      pair if si - pair_idx <= 4 else None)
                 fs = [f for f in fs if _valid(f, kn)]
