@@ -782,7 +782,7 @@ _BARE_INVITATION = frozenset(normalize(w) for w in ("دعوة", "الدعوة", 
 _ACCEPTED = frozenset(normalize(w) for w in ("تلبية", "استجابة", "تلبيه", "استجابه", "قبل", "قبلت", "لبى", "لبت"))
 _CARRIED_OUT = frozenset(normalize(w) for w in ("قام", "قامت", "يقوم", "تقوم", "سيقوم", "ستقوم", "أجرى", "أجرت", "يجري",
                                                 "تجري"))
-_INCLUDE = frozenset({"يضم", "تضم"})
+_INCLUDE = frozenset({"يضم", "تضم", "ضم", "ضمت"})
 _MEETING_NOUNS = frozenset({"اجتماع", "لقاء", "قمه", "محادثات", "مباحثات", "مفاوضات", "موتمر", "رباعي", "ثلاثي",
                             "خماسي", "رباعيه", "ثلاثيه"})
 _NOT_TRAVELLER = frozenset({"مع", "فريق", "وفريق", "اداره", "حكومه", "لحكومه"})
@@ -975,9 +975,16 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 continue
             place = places[0][1]
             cands = adj_before[-1:] + [m for m in after if m.start - e <= 4][:2]
+            with_ = next((i for i in range(e, min(len(toks), e + 12)) if toks[i] == "مع"), None)
+            if with_ is not None and fi is not None:
+                # "اجتمع برنياع، الاثنين، في العاصمة البولندية وارسو، مع بيرنز ورئيس الوزراء القطري": the partners
+                # met there too (those at home there are excluded below)
+                stop = next((i for i in range(with_, len(toks)) if toks[i] in _ATTEND_STOP), len(toks))
+                cands += [m for m in mentions if with_ < m.start < min(stop, with_ + 16)
+                          and all(m is not c for c in cands)]
             among = next((i for i in range(e, len(toks)) if toks[i] in _AMONG), None)
             if among is not None:  # "ويلتقي في القاهرة موفدون من خمسين دولة، بينهم ... والأمين العام للأمم المتحدة"
-                cands += [m for m in after if m.start > among and all(m is not c for c in cands)]
+                cands += [m for m in mentions if among < m.start < among + 20 and all(m is not c for c in cands)]
             if fi is not None:
                 # "التقى X، الخميس 24 من تموز، Y في العاصمة الفرنسية باريس": the participant right before the venue
                 cands += [m for m in after if m.end <= fi and fi - m.end <= 1 and all(m is not c for c in cands)][-1:]
@@ -997,14 +1004,23 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             continue
         subj: list[Mention]
         if kind == "attend" and (toks[s] in _INCLUDE or sent.stems[s] in _INCLUDE):
-            # only right after a meeting noun ("اجتماع رباعي يضم"), in a sentence that reports the trip to it
-            trip = next((f for f in reversed(found) if f.sentence is sent and f.mention.end <= s), None)
-            if trip is None or not any(st in _MEETING_NOUNS for st in sent.stems[max(0, s - 3):s]):
+            # only right after a meeting noun ("اجتماع رباعي يضم"), in a sentence that reports the trip to it or
+            # opens with the meeting's venue ("اختتم في باريس اجتماع رفيع المستوى ضم X، وY")
+            if not any(st in _MEETING_NOUNS for st in sent.stems[max(0, s - 4):s]):
                 continue
-            for m in mentions:
-                if m.start >= e and id(m) not in hosts and m is not trip.mention \
-                        and _words_between(sent, hits, e, m.start) <= 12:
-                    found.append(_Found(m, sent, trip.place, trip.status))
+            trip = next((f for f in reversed(found) if f.sentence is sent and f.mention.end <= s), None)
+            venue = _lead_venue(sent, hits) if trip is None else trip.place
+            if venue is None:
+                continue
+            prev_end = e
+            for m in mentions:  # the list after the word, each name close to the one before
+                if m.start < e or id(m) in hosts or trip is not None and m is trip.mention:
+                    continue
+                if _words_between(sent, hits, prev_end, m.start) > (12 if prev_end == e else 3):
+                    break
+                prev_end = m.end
+                if m.country != venue.country:
+                    found.append(_Found(m, sent, venue, trip.status if trip else status))
             continue
         if kind == "attend":
             if adj_before and id(adj_before[-1]) not in hosts:
@@ -1269,7 +1285,9 @@ _VENUE_REACH = 7  # tokens from the talks noun to "في <place>"
 
 _VENUE_EVENT = frozenset(normalize(w) for w in (
     "انتهت", "انطلقت", "بدأت", "اختتمت", "عقدت", "جرت", "استؤنفت", "استأنفت", "تتواصل", "تستمر", "تنطلق", "تبدأ",
-    "تعقد", "تجري", "تختتم", "تستأنف", "تواصلت", "استمرت", "ستعقد", "ستنطلق", "ستبدأ", "ستجري", "ستستأنف"))
+    "تعقد", "تجري", "تختتم", "تستأنف", "تواصلت", "استمرت", "ستعقد", "ستنطلق", "ستبدأ", "ستجري", "ستستأنف",
+    "انتهى", "انطلق", "بدأ", "اختتم", "عقد", "جرى", "استؤنف", "يتواصل", "يستمر", "ينطلق", "يبدأ", "يعقد", "يجري",
+    "يختتم", "تواصل", "استمر", "سيعقد", "سينطلق", "سيبدأ", "سيجري"))
 
 
 def _talks_venue(sent: Sentence, hits: list[Hit]) -> Place | None:
