@@ -1101,6 +1101,19 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 lead = _lead_status(toks, subj[0])
                 if lead and not future:
                     status = lead
+            if not subj and toks[s] in ("زياره", "جوله") and before and (lead := _lead_tense(toks[0])) is not None \
+                    and not (set(toks[1:s]) & PUNCT) - {",", "-"} and not any(h[2] == "trig" and h[0] < s for h in hits):
+                # "أنهت وزيرة الخارجية الألمانية، أنالينا بيربوك، ووزير الخارجية الفرنسي، جان نويل بارو، زيارة إلى
+                # دمشق": the leading verb's subjects, named with asides
+                subj = [m for m in before if m.start >= 1 and id(m) not in hosts and m.high]
+                if lead and not future:
+                    status = lead
+                if subj:
+                    places = _places_after(hits, sent, e, min(len(toks), e + 6), direct_ok=e)
+                    for _ps, place in places:
+                        for m in subj:
+                            found.append(_Found(m, sent, place, status))
+                continue
             if not subj:
                 continue
             # "يعتزم الوزير التركي زيارة الأردن": after its own subject the noun takes the place as a direct object;
@@ -1325,12 +1338,15 @@ def _lead_venue(sent: Sentence, hits: list[Hit]) -> Place | None:
     toks = sent.toks
     if len(toks) > 2 and toks[1] == "في" and (toks[0] in _VENUE_EVENT or toks[0][1:] in _VENUE_EVENT
                                                and toks[0][0] in "وف"):
-        return next((p for s, _e, _k, p in of_kind(hits, "place") if s == 2), None)
+        # "في الرياض"; "في قصر الدرعية بالرياض", "في مدينة جدة": the first place before any punctuation
+        for s, _e, _k, p in of_kind(hits, "place"):
+            if 2 <= s <= 5 and not any(t in PUNCT for t in toks[2:s]):
+                return p  # type: ignore[no-any-return]
     return None
 
 
 _LEADS = frozenset(normalize(w) for w in ("ترأس", "يترأس", "يرأس", "ترأست", "تترأس", "ترأسه", "قاد", "يقود", "قادت",
-                                          "تقود"))
+                                          "تقود", "ضم", "يضم", "ضمت", "تضم"))  # (and "وضم الوفد الأمريكي X": a member)
 
 
 def _leads_delegation(sent: Sentence, m: Mention) -> bool:
@@ -1372,6 +1388,7 @@ def _venue_visits(venues: list[tuple[Sentence, Place, str]], heads: list[Mention
     sent, place, status = venues[0]
     have = {_visitor_id(f.mention, kn) for f in found}
     out = []
+    leads: dict[tuple[int, str], str] = {}  # (sentence, country) -> the trip's key identity
     for m in heads:
         ident, vid = identity(m, kn), _visitor_id(m, kn)
         if m.country == place.country or vid in have:
@@ -1379,6 +1396,10 @@ def _venue_visits(venues: list[tuple[Sentence, Place, str]], heads: list[Mention
         have.add(vid)
         f = _Found(m, m.sent or sent, place, status)
         f.identity = ident
+        if m.org is None and m.country:
+            # the members of a state's delegation named together ("وضم الوفد الأمريكي روبيو ووالتز وويتكوف") make
+            # one trip, keyed by the first of them (as another outlet reporting the lead's arrival would key it)
+            f.extra["trip"] = leads.setdefault((id(m.sent), m.country), ident)
         if _valid(f, kn):
             out.append(f)
     return out
