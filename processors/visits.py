@@ -1102,7 +1102,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 if lead and not future:
                     status = lead
             if not subj and toks[s] in ("زياره", "جوله") and before and (lead := _lead_tense(toks[0])) is not None \
-                    and not (set(toks[1:s]) & PUNCT) - {",", "-"} and not any(h[2] == "trig" and h[0] < s for h in hits):
+                    and not (set(toks[1:s]) & PUNCT) - {",", "-"} \
+                    and not any(h[2] == "trig" and h[0] < s for h in hits):
                 # "أنهت وزيرة الخارجية الألمانية، أنالينا بيربوك، ووزير الخارجية الفرنسي، جان نويل بارو، زيارة إلى
                 # دمشق": the leading verb's subjects, named with asides
                 subj = [m for m in before if m.start >= 1 and id(m) not in hosts and m.high]
