@@ -247,7 +247,7 @@ def _longer_name_of(toks: list[str], s: int, e: int, off: Official) -> bool:
 
 _PRINCIPALS = frozenset({"head-of-state", "prime-minister", "emir", "king", "crown-prince"})
 _AGENT_OF = frozenset(normalize(w) for w in ("مبعوث", "موفد", "ممثل", "مستشار", "مساعد", "نائب", "مبعوثة", "ممثلة",
-                                             "مستشارة", "رسالة", "رسائل"))
+                                             "مستشارة", "رسالة", "رسائل", "إدارة", "حكومة", "نظام", "عهد"))
 
 
 def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
@@ -390,7 +390,7 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
     for s, (e, off) in offs.items():
         if s in used or s in covered:
             continue
-        if off.role in _PRINCIPALS and s and sent.stems[s - 1] in _AGENT_OF:
+        if off.role in _PRINCIPALS and s and (sent.stems[s - 1] in _AGENT_OF or toks[s - 1] in _AGENT_OF):
             # "مبعوث ترامب يصل الدوحة": the envoy travels, the principal is part of the envoy's role
             envoy = next((t for ts, te, t in titles if te == s and (t.id in ENVOY_TITLES or t.as_role == "envoy")),
                          None)
@@ -971,10 +971,17 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             places = _places_after(hits, sent, fi + 1, fi + 2, need_intro=False) if fi is not None else []
             if not places and fi is not None and fi + 1 < len(toks) and toks[fi + 1] in ("مدينه", "منتجع", "العاصمه"):
                 places = _places_after(hits, sent, fi + 2, fi + 4)  # "في مدينة العلمين", "في العاصمة المصرية القاهرة"
+            if not places and s >= 2 and toks[s - 1] == "حيث":  # "ثم رام الله حيث التقيا الرئيس الفلسطيني"
+                places = [(ps, p) for ps, pe, _k, p in of_kind(hits, "place")
+                          if pe == s - 1 or pe == s - 2 and toks[s - 2] == ","][-1:]
             if not places:
                 continue
             place = places[0][1]
-            cands = adj_before[-1:] + [m for m in after if m.start - e <= 4][:2]
+            if toks[s] in _DUAL_VERBS or toks[s][1:] in _DUAL_VERBS and toks[s][0] in "وف":
+                # "حيث اجتمعا برئيس الوزراء نتنياهو في القدس": the two named before, not the last person named
+                cands = list(pair) if pair else []
+            else:
+                cands = adj_before[-1:] + [m for m in after if m.start - e <= 4][:2]
             with_ = next((i for i in range(e, min(len(toks), e + 12)) if toks[i] == "مع"), None)
             if with_ is not None and fi is not None:
                 # "اجتمع برنياع، الاثنين، في العاصمة البولندية وارسو، مع بيرنز ورئيس الوزراء القطري": the partners
@@ -1000,7 +1007,7 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 if (m.country or intl) and m.country != place.country and m.high:
                     if m.title and m.title.id == "counterpart" and m.official:
                         m.title = kn.titles.get(m.official.role, m.title)
-                    found.append(_Found(m, sent, place, "upcoming" if future else "arrived"))
+                    found.append(_Found(m, sent, place, "upcoming" if future or _imperfect(toks[s]) else "arrived"))
             continue
         subj: list[Mention]
         if kind == "attend" and (toks[s] in _INCLUDE or sent.stems[s] in _INCLUDE):
@@ -1366,6 +1373,8 @@ def _leads_delegation(sent: Sentence, m: Mention) -> bool:
     return False
 
 
+_DUAL_VERBS = frozenset(normalize(w) for w in ("التقيا", "اجتمعا", "يلتقيان", "سيلتقيان", "يجتمعان", "سيجتمعان",
+                                                "التقتا", "اجتمعتا", "بحثا"))
 _AMONG = frozenset({"بينهم", "بينهن", "ومنهم", "منهم"})
 _ATTEND_STOP = frozenset({"حيث", "الذي", "التي", "ان", "انه", "انها", "مؤكدا", "مشيرا", "واكد", "وقال", "واضاف"})
 _CLAUSE_BREAK = frozenset({"ان", "انه", "انها", ":", "بين", "الذي", "التي", "حيث"})
