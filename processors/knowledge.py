@@ -440,10 +440,12 @@ def compile_knowledge(docs: dict[str, dict[str, Any]], origins: dict[str, str]) 
             raise ConfigError(f"status must be current or former, not {status!r}", path=p_offs, line=ln, entry=entry)
         off = Official(oid, tuple(names), role, country, status, spec.get("org"), spec.get("key_as"))
         officials[oid] = off
-        for n in _name_variants(names):
+        foreign = country not in ARAB_COUNTRIES
+        for n in _name_variants(names, foreign):
             b.add(n, "off", (oid, "full"), path=p_offs, line=ln, entry=entry)
         for n in _strlist(spec.get("aliases", []), p_offs, ln, entry + ".aliases"):
-            b.add(n, "off", (oid, "alias"), path=p_offs, line=ln, entry=entry)
+            for v in _translit_variants(n) if foreign else (n,):
+                b.add(v, "off", (oid, "alias"), path=p_offs, line=ln, entry=entry)
         for n in _strlist(spec.get("context", []), p_offs, ln, entry + ".context"):
             b.add(n, "off", (oid, "context"), path=p_offs, line=ln, entry=entry)
 
@@ -466,13 +468,32 @@ _ABD_APART = re.compile(r"\bعبد (?=ال)")
 _ABD_JOINED = re.compile(r"\bعبد(?=ال)")
 
 
-def _name_variants(names: list[str]) -> list[str]:
-    """The listed full names plus their routine variants: "عبد العزيز"/"عبدالعزيز", "جوزيف"/"جوزف"."""
+# Arabic-speaking countries (and Palestine): their officials' names are written one way; foreign names are
+# transliterated with either letter for the hard g ("غوتيريش"/"جوتيريش")
+ARAB_COUNTRIES = frozenset({"EG", "SA", "QA", "AE", "JO", "LB", "SY", "IQ", "KW", "OM", "BH", "YE", "SD", "LY", "TN",
+                            "DZ", "MA", "PS", "MR", "SO", "DJ", "KM"})
+
+
+def _translit_variants(name: str) -> tuple[str, ...]:
+    """A foreign name with either letter for the hard g: "غوتيريش" -> "جوتيريش" (and back)."""
+    out = [name]
+    if "غ" in name:
+        out.append(name.replace("غ", "ج"))
+    if "ج" in name:
+        out.append(name.replace("ج", "غ"))
+    return tuple(out)
+
+
+def _name_variants(names: list[str], foreign: bool = False) -> list[str]:
+    """The listed full names plus their routine variants: "عبد العزيز"/"عبدالعزيز", "جوزيف"/"جوزف", and for a
+    foreign official either letter for the hard g."""
     out = list(names)
     for n in names:
         out.append(_ABD_APART.sub("عبد", n) if _ABD_APART.search(n) else _ABD_JOINED.sub("عبد ", n))
         first, _, rest = n.partition(" ")
         out.extend(f"{v} {rest}" for v in _GIVEN_VARIANTS.get(first, ()) if rest)
+    if foreign:
+        out = [v for n in out for v in _translit_variants(n)]
     return list(dict.fromkeys(out))
 
 
