@@ -36,8 +36,8 @@ async def _to_deadletter(pipe: Pipeline, metrics: Metrics, stage: str, reason: s
 
 ENRICH_BATCH = 200  # raw articles the enrich agent takes at a time (each acked once its outputs are queued)
 ENRICH_BATCH_SECONDS = 0.05  # the longest an article waits for its batch to fill
-NOVELTY_BATCH = 1000  # visit reports the novelty agent folds at a time (one table write and alert per key)
-NOVELTY_BATCH_SECONDS = 0.1
+NOVELTY_BATCH = 4000  # visit reports the novelty agent folds at a time (one table write and alert per key)
+NOVELTY_BATCH_SECONDS = 1.0  # the longest a report waits: a key reported several times within it gets one alert
 
 
 def producer_send(app: Any) -> Any:
