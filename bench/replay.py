@@ -107,6 +107,7 @@ class TopicCounter(threading.Thread):
         self.counts = {t: 0 for t in topics}
         self.bytes = {t: 0 for t in topics}
         self.kinds: dict[str, int] = {}  # alert kind -> messages on the alerts topic
+        self.kind_last: dict[str, float] = {}  # alert kind -> when its last message arrived (monotonic)
         self.last = {t: 0.0 for t in topics}
         self.stop_flag = threading.Event()
 
@@ -148,6 +149,7 @@ class TopicCounter(threading.Thread):
                             if i >= 0:
                                 kind = value[i + 8:value.find(b'"', i + 8)].decode("ascii", "replace")
                                 self.kinds[kind] = self.kinds.get(kind, 0) + 1
+                                self.kind_last[kind] = self.last[tp.topic]
         finally:
             await consumer.stop()
 
@@ -290,13 +292,15 @@ def main() -> None:
                 "enriched_done_s": round(t_enriched - t0, 1), "alerts_done_s": round(t_alerts - t0, 1),
                 "store_done_s": round(t_store - t0, 1),
                 "alert_kinds": dict(sorted(counter.kinds.items())),
+                "alert_kinds_done_s": {k: round(v - t0, 1) for k, v in sorted(counter.kind_last.items())},
                 "topic_mb": {t: round(b / 1e6, 1) for t, b in counter.bytes.items()},
             }
             print(f"end to end: {enriched} articles enriched, {counter.counts[topics.alerts]} alert messages; "
                   f"done in {e2e:.1f} s → {enriched / e2e:,.0f} articles/s "
                   f"(enrich done at {t_enriched - t0:.1f} s, alerts at {t_alerts - t0:.1f} s, "
                   f"store at {t_store - t0:.1f} s)", flush=True)
-            print("alert messages by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(counter.kinds.items()))
+            print("alert messages by kind: " + ", ".join(f"{k} {v} (last at {counter.kind_last[k] - t0:.1f} s)"
+                                                       for k, v in sorted(counter.kinds.items()))
                   + "; topic MB: " + ", ".join(f"{t} {b / 1e6:.1f}" for t, b in counter.bytes.items()), flush=True)
             for c in stack.children:
                 rss[c.name] = vm_hwm_kb(c.proc.pid) if c.proc else None

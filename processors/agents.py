@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from processors.enrich import enrich_article
 from processors.novelty import KeyState, observe_or_resend, roll_up
-from processors.stories import StoryIndex, StoryItem, StoryItems, due, indexed, story_item
+from processors.stories import StoryIndex, StoryItem, StoryItems, fold_batch, indexed, story_item
 from sinks.metrics import Metrics
 from trucewatch.errors import DecodeError
 from trucewatch.schema import Alert, Article, EnrichedArticle, Visit, dead_letter, decode, utcnow
@@ -36,8 +36,8 @@ async def _to_deadletter(pipe: Pipeline, metrics: Metrics, stage: str, reason: s
 
 ENRICH_BATCH = 200  # raw articles the enrich agent takes at a time (each acked once its outputs are queued)
 ENRICH_BATCH_SECONDS = 0.05  # the longest an article waits for its batch to fill
-NOVELTY_BATCH = 1000  # visit reports the novelty agent folds at a time (one table write and alert per key)
-NOVELTY_BATCH_SECONDS = 0.1
+NOVELTY_BATCH = 4000  # visit reports the novelty agent folds at a time (one table write and alert per key)
+NOVELTY_BATCH_SECONDS = 1.0  # the longest a report waits: a key reported several times within it gets one alert
 
 
 def producer_send(app: Any) -> Any:
@@ -209,7 +209,6 @@ STORY_SHARD = b"stories"  # every story item goes to one partition: the cluster 
 _TICK = b'{"tick": true}'
 STORY_BATCH = 20  # story messages (of up to STORY_ITEMS_PER_MESSAGE items) folded per batch: each changed table
 STORY_BATCH_SECONDS = 0.2  # key is written once per batch; the longest a story message waits for its batch
-STORY_UPDATE_SECONDS = 1.0  # an alerted cluster that grows sends its update at most this often
 
 
 STORY_ITEMS_PER_MESSAGE = 100  # story items per message on the internal stories topic (~2 KB each)
@@ -246,9 +245,10 @@ def wire_stories(pipe: Pipeline, metrics: Metrics) -> None:
     so one partition holds the whole cluster index); ``stories`` folds items into the ``stories`` table in batches
     (``STORY_BATCH`` messages or ``STORY_BATCH_SECONDS``) through an in-memory StoryIndex, writes each changed table
     key once per batch, and sends the story alerts that are due: a new cluster's after the debounce, an alerted
-    cluster's update at most every ``STORY_UPDATE_SECONDS`` (its key waits in the table's ``updates``). The debounce
-    runs on processing time inside the agent: a timer sends a tick message while clusters are pending, so every
-    table change happens in stream context (Faust writes the changelog per key).
+    cluster's update once ``stories.UPDATE_EVERY_ITEMS`` items were folded since it grew, or when the stage is idle
+    (``stories.fold_batch``; its key waits in the table's ``updates``), so a replay sends the same updates at any
+    processing speed. The debounce runs on processing time inside the agent: a timer sends a tick message while
+    clusters wait, so every table change happens in stream context (Faust writes the changelog per key).
     The in-memory index is rebuilt from the table after every rebalance (and at start, after recovery).
     """
     import weakref
@@ -275,47 +275,31 @@ def wire_stories(pipe: Pipeline, metrics: Metrics) -> None:
             index = held["index"] = StoryIndex(table)
             log.info("story index loaded: %d members", len(index.cluster_of))
         _current_event.set(weakref.ref(events[-1]))  # table writes of the batch belong to its last event
-        now = time.time()
-        keys: list[str] = []
-        n = 0
         failed: list[tuple[str, str, Any, StoryItem | None]] = []  # stage, reason, event, the item that failed
-        with index.batch() as state:
-            for event in events:
-                if event.value == _TICK:
-                    continue
-                try:
-                    items = story_items_of(event.value)
-                except DecodeError as e:
-                    failed.append(("stories-decode", str(e), event, None))
-                    continue
-                for item in items:
-                    try:
-                        outcome = index.assign(item, now)
-                    except Exception as e:  # noqa: BLE001 - see enrich
-                        log.exception("story clustering failed for %s", item.article_id)
-                        failed.append(("stories", f"{type(e).__name__}: {e}", event, item))
-                        continue
-                    n += 1
-                    if outcome.changed and outcome.emitted and outcome.key:
-                        keys.append(outcome.key)  # the cluster already alerted: its update is due soon
-            updates = dict(state.get("updates") or {})  # alerted clusters that grew -> since when
-            for k in keys:
-                updates.setdefault(k, now)
-            keys = [k for k, since in updates.items() if now - since >= STORY_UPDATE_SECONDS]
-            for k in keys:
-                del updates[k]
-            if updates != (state.get("updates") or {}):
-                state["updates"] = updates
-            keys += due(state, now)
-            alerts = []
-            for k in dict.fromkeys(keys):
-                try:
-                    alert = index.alert(k)
-                    if alert is not None:
-                        alerts.append(alert)
-                except Exception:  # noqa: BLE001 - one bad cluster never stops the batch
-                    log.exception("story alert failed for cluster %s", k)
-            hint["pending"] = bool(state.get("pending")) or bool(updates)
+        tagged: list[tuple[Any, StoryItem]] = []
+        for event in events:
+            if event.value == _TICK:
+                continue
+            try:
+                tagged.extend((event, item) for item in story_items_of(event.value))
+            except DecodeError as e:
+                failed.append(("stories-decode", str(e), event, None))
+
+        def on_error(event: Any, item: StoryItem, e: Exception) -> None:
+            log.error("story clustering failed for %s", item.article_id, exc_info=e)
+            failed.append(("stories", f"{type(e).__name__}: {e}", event, item))
+
+        folded = fold_batch(index, tagged, time.time(), on_error)
+        n = folded.n
+        alerts = []
+        for k in folded.keys:
+            try:
+                alert = index.alert(k)
+                if alert is not None:
+                    alerts.append(alert)
+            except Exception:  # noqa: BLE001 - one bad cluster never stops the batch
+                log.exception("story alert failed for cluster %s", k)
+        hint["pending"] = folded.waiting
         for stage, reason, event, bad in failed:
             payload = bad.model_dump_json().encode("utf-8") if bad is not None else None
             await _to_deadletter(pipe, metrics, stage, reason, event, payload)

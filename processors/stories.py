@@ -52,7 +52,7 @@ import unicodedata
 import zlib
 from array import array
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -749,6 +749,74 @@ def due(state: MutableMapping[str, Any], now: float, *, quiet: float = QUIET_SEC
     if out or keep != list(pending):
         state["pending"] = keep
     return out
+
+
+UPDATE_EVERY_ITEMS = 1_000  # an alerted cluster that grows sends its update once this many items were folded since
+
+
+def updates_due(state: MutableMapping[str, Any], grown: Mapping[str, int], seq: int, now: float, *, idle: bool,
+                every: int = UPDATE_EVERY_ITEMS, max_delay: float = MAX_DELAY_SECONDS) -> list[str]:
+    """Keys of alerted clusters whose update (their story alert, re-sent with its new members) is due.
+
+    ``grown`` maps the alerted clusters that grew in this batch to the stage's item count (``seq``, items folded
+    so far) at their growth; they wait in ``state["updates"]`` (key -> [item count, processing time] of their first
+    unsent growth). An update is due once ``every`` items were folded since (counted in items, not seconds, so a
+    replay sends the same updates at any processing speed), when the stage is ``idle`` (a batch without items: it
+    has caught up, so a quiet live stream is not kept waiting), or after ``max_delay`` seconds of processing time
+    (a safety net for a slow stream that is never idle). Due keys leave ``state["updates"]``.
+    """
+    old = state.get("updates") or {}
+    updates = dict(old)
+    for k, since in grown.items():
+        updates.setdefault(k, [since, now])
+    out = []
+    for k, v in list(updates.items()):
+        since, t = v if isinstance(v, list) else (seq, float(v))  # rows of older workers: processing time only
+        if idle or seq - since >= every or now - t >= max_delay:
+            out.append(k)
+            del updates[k]
+    if updates != old:
+        state["updates"] = updates
+    return out
+
+
+@dataclass
+class Folded:
+    """What ``fold_batch`` did: the clusters whose story alert is due, items folded, whether anything waits."""
+
+    keys: list[str]
+    n: int
+    waiting: bool  # clusters pending their first alert or an update: the stage needs ticks until they are sent
+
+
+def fold_batch(index: StoryIndex, items: Iterable[tuple[Any, StoryItem]], now: float,
+               on_error: Callable[[Any, StoryItem, Exception], None] | None = None) -> Folded:
+    """One batch of the story stage: fold ``items`` (tag, item) into ``index`` through a write-back (each changed
+    table key written once), then pick the story alerts that are due: new clusters after their debounce
+    (``due``), grown alerted clusters per ``updates_due``. ``now`` is processing time. An item whose ``assign``
+    raises is passed to ``on_error`` with its tag (re-raised without one) and the batch goes on."""
+    grown: dict[str, int] = {}
+    n = 0
+    with index.batch() as state:
+        seq = int(state.get("seq") or 0)
+        for tag, item in items:
+            try:
+                outcome = index.assign(item, now)
+            except Exception as e:
+                if on_error is None:
+                    raise
+                on_error(tag, item, e)
+                continue
+            n += 1
+            seq += 1
+            if outcome.changed and outcome.emitted and outcome.key:
+                grown.setdefault(outcome.key, seq)  # the cluster already alerted: its update is due soon
+        if n:
+            state["seq"] = seq
+        keys = updates_due(state, grown, seq, now, idle=not n)
+        keys += due(state, now)
+        waiting = bool(state.get("pending")) or bool(state.get("updates"))
+    return Folded(keys=list(dict.fromkeys(keys)), n=n, waiting=waiting)
 
 
 def evict(state: MutableMapping[str, Any], t: datetime, *, max_members: int = MAX_MEMBERS) -> int:

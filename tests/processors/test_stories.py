@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 
 from processors.stories import (
+    MAX_DELAY_SECONDS,
     RETENTION,
+    UPDATE_EVERY_ITEMS,
     StoryIndex,
     StoryItem,
     WriteBack,
@@ -24,10 +26,12 @@ from processors.stories import (
     content_words,
     due,
     evict,
+    fold_batch,
     numbers,
     shingles,
     story_alert,
     text_features,
+    updates_due,
     word_hashes,
 )
 from trucewatch.schema import alert_id
@@ -310,3 +314,62 @@ def test_a_batch_writes_each_changed_key_once() -> None:
     slow = story_alert("x0", cluster_members(state, "x0"))
     assert fast is not None and fast.model_dump(exclude={"created_at"}) == slow.model_dump(exclude={"created_at"})
     assert fast.article_ids == [f"x{i}" for i in range(5)] and fast.corroborations == 5
+
+
+# --- the stage's batches: when a grown cluster's update goes out ---------------------------------------------
+
+def _clusters(n: int) -> list[list[int]]:
+    return [list(range(1000 * c, 1000 * c + 40)) for c in range(n)]
+
+
+def _run_stage(seconds_per_item: float, *, growth: int = 3000, batch: int = 100) -> list[str]:
+    """The story stage over 5 alerted clusters that then grow by ``growth`` items, at a given processing speed;
+    returns the keys of the story alerts sent while they grow and once the stage is idle."""
+    words = _clusters(5)
+    index = StoryIndex({})
+    seeds = [(None, StoryItem(article_id=f"c{c}", t=T0, labels=["ceasefire"], words=w)) for c, w in enumerate(words)]
+    fold_batch(index, seeds, now=0.0)
+    assert sorted(fold_batch(index, [], now=60.0).keys) == [f"c{c}" for c in range(5)]  # debounced first alerts
+    grow = [StoryItem(article_id=f"g{i}", t=T0 + timedelta(minutes=i + 1), labels=["ceasefire"], words=words[i % 5])
+            for i in range(growth)]
+    sent: list[str] = []
+    now = 100.0
+    for i in range(0, growth, batch):
+        part = grow[i:i + batch]
+        sent += fold_batch(index, [(None, it) for it in part], now).keys
+        now += seconds_per_item * len(part)
+    while True:  # the timer's ticks: batches without items until nothing waits
+        folded = fold_batch(index, [], now)
+        sent += folded.keys
+        if not folded.waiting:
+            return sent
+        now += 0.5
+
+
+def test_grown_clusters_send_the_same_updates_at_any_processing_speed() -> None:
+    fast = _run_stage(0.0001)  # 10,000 items/s
+    slow = _run_stage(0.01)  # 100 items/s (a loaded box): once per second of processing time was 30x as many
+    assert sorted(fast) == sorted(slow)
+    assert 5 * 3 <= len(fast) <= 5 * (3000 // UPDATE_EVERY_ITEMS + 1)  # about every UPDATE_EVERY_ITEMS items + the rest
+
+
+def test_a_grown_cluster_is_sent_when_the_stage_is_idle_or_after_the_maximum_delay() -> None:
+    index = StoryIndex({})
+    w = _clusters(1)[0]
+    fold_batch(index, [(None, StoryItem(article_id="a", t=T0, labels=["aid"], words=w))], now=0.0)
+    assert fold_batch(index, [], now=10.0).keys == ["a"]
+    one = StoryItem(article_id="b", t=T0, labels=["aid"], words=w)
+    folded = fold_batch(index, [(None, one)], now=11.0)
+    assert folded.keys == [] and folded.waiting  # waits for more growth
+    assert fold_batch(index, [], now=11.5).keys == ["a"]  # the stage caught up: sent
+    other = StoryItem(article_id="x", t=T0, labels=["aid"], words=_clusters(2)[1])  # keeps the stage busy
+    fold_batch(index, [(None, StoryItem(article_id="c", t=T0, labels=["aid"], words=w))], now=12.0)
+    assert fold_batch(index, [(None, other)], now=12.0 + MAX_DELAY_SECONDS - 1).keys == []
+    assert "a" in fold_batch(index, [(None, other)], now=12.0 + MAX_DELAY_SECONDS).keys
+
+
+def test_updates_waiting_in_an_older_workers_format_are_still_sent() -> None:
+    state = {"updates": {"k": 5.0}, "seq": 10}
+    assert updates_due(state, {}, 10, now=5.5, idle=False) == []
+    assert updates_due(state, {}, 10, now=5.5 + MAX_DELAY_SECONDS, idle=False) == ["k"]
+    assert state["updates"] == {}
