@@ -1242,12 +1242,17 @@ _TRIP_NOUNS = frozenset(normalize(w) for w in ("الزيارة", "زيارته",
 
 
 _PRESENCE = frozenset(normalize(w) for w in ("الموجود", "المتواجد", "الموجودة", "المتواجدة"))
+# a trip stated as the subject's own ("في ختام زيارته إلى إسرائيل"): a call mentioned beside it does not undo it
+_STATED_TRIP = _PRESENCE | frozenset(normalize(w) for w in ("زيارته", "زيارتها", "جولته", "جولتها"))
 
 
 def _presence_only(sent: Sentence, hits: list[Hit]) -> tuple[list[Hit], set[str]]:
     """A call is no visit, but "تلقى السيسي اتصالا من ترمب، الموجود حاليا في إسرائيل" still says where the other
-    party is: in a call sentence only the presence words stay trip words (and the call no longer vetoes them)."""
-    keep = [h for h in hits if h[2] not in ("remote", "trig") or h[2] == "trig" and sent.toks[h[0]] in _PRESENCE]
+    party is, and "قال بايدن، في ختام زيارته إلى إسرائيل، إنه اتفق مع السيسي خلال اتصال هاتفي" where the speaker
+    was: in a call sentence only these words stay trip words (and the call no longer vetoes them)."""
+    toks = sent.toks
+    keep = [h for h in hits if h[2] not in ("remote", "trig")
+            or h[2] == "trig" and not _STATED_TRIP.isdisjoint(toks[h[0]:h[1]])]
     return Hits(keep), {h[2] for h in keep}
 
 
@@ -1431,7 +1436,7 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
         if not hits:
             continue
         kinds = set(map(_KIND, hits))
-        if "remote" in kinds and "trig" in kinds and not _PRESENCE.isdisjoint(sent.toks):
+        if "remote" in kinds and "trig" in kinds and not _STATED_TRIP.isdisjoint(sent.toks):
             hits, kinds = _presence_only(sent, hits)
         ctx = last if si - last_idx <= 3 else None
         background = False
