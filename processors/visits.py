@@ -1700,4 +1700,3 @@ def extract_visits(article: Article, *, fetch_time_bucket: bool = False) -> list
             published_at=article.published_at, replay=article.replay,
         ))
     return out
-# x
