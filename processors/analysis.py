@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -54,14 +54,14 @@ class Hits(list[Hit]):
 _NO_HITS: tuple[Hit, ...] = ()
 
 
-def of_kind(hits: list[Hit], kind: str) -> Sequence[Hit]:
+def _of_kind_py(hits: list[Hit], kind: str) -> Sequence[Hit]:
     """The hits of one kind, in order (from the sentence's index when ``hits`` is a Hits)."""
     if type(hits) is Hits:
         return hits.by_kind.get(kind, _NO_HITS)
     return [h for h in hits if h[2] == kind]
 
 
-def of_kinds(hits: list[Hit], *kinds: str) -> Sequence[Hit]:
+def _of_kinds_py(hits: list[Hit], *kinds: str) -> Sequence[Hit]:
     """Hits of which some are of the given kinds, in order: just those when they are of one kind, else ``hits``
     (a caller still filters by kind)."""
     if type(hits) is Hits:
@@ -74,6 +74,13 @@ def of_kinds(hits: list[Hit], *kinds: str) -> Sequence[Hit]:
                 one = by[k]
         return one
     return hits
+
+
+of_kind: Callable[[list[Hit], str], Sequence[Hit]] = _of_kind_py
+of_kinds: Callable[..., Sequence[Hit]] = _of_kinds_py
+if _fast is not None and hasattr(_fast, "hit_views"):  # the same two functions in C (~90 calls an article)
+    _fast.hit_views(Hits, _NO_HITS, _of_kind_py, _of_kinds_py)
+    of_kind, of_kinds = _fast.of_kind, _fast.of_kinds
 
 # Page furniture that introduces lists of related headlines ("read also"): the short lines after it are
 # other stories, not this article, until real prose (a long sentence) resumes.

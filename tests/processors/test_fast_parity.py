@@ -152,3 +152,20 @@ def test_word_cache_follows_the_memo() -> None:
     assert _plain(c) == _plain(_analyse_py("", text, k2))
     other = analysis._analyse_c("", text, kn)
     assert other is not None and _plain(other) == _plain(_analyse_py("", text, kn))
+
+
+def test_hit_views_parity() -> None:
+    """The C of_kind/of_kinds read a Hits' index like the Python functions, and hand anything else to them."""
+    hits = [(0, 1, "place", "a"), (1, 2, "trig", "noun"), (2, 3, "place", "b"), (3, 4, "off", ("x", "full"))]
+    if analysis.of_kind is analysis._of_kind_py:
+        pytest.skip("the C views are not bound (TRUCEWATCH_PURE_PYTHON or an older build)")
+    for hs in (Hits(hits), list(hits), Hits(), []):
+        for kinds in (("place",), ("trig",), ("nope",), ("place", "trig"), ("off", "nope"), (), ("nope", "trig")):
+            if len(kinds) == 1:
+                assert analysis.of_kind(hs, kinds[0]) == analysis._of_kind_py(hs, kinds[0])
+                assert type(analysis.of_kind(hs, kinds[0])) is type(analysis._of_kind_py(hs, kinds[0]))
+            got, want = analysis.of_kinds(hs, *kinds), analysis._of_kinds_py(hs, *kinds)
+            assert got == want and type(got) is type(want)
+            assert (got is hs) == (want is hs)
+    with pytest.raises(TypeError):
+        analysis.of_kind(Hits(hits))
