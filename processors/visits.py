@@ -160,8 +160,8 @@ def _background(sent: Sentence, hits: list[Hit]) -> bool:
 def _present_officials(doc: Doc) -> set[str]:
     out: set[str] = set()
     for hits in doc.hits:
-        for _s, _e, kind, payload in of_kind(hits, "off"):
-            if kind == "off" and payload[1] != "context":
+        for _s, _e, _k, payload in of_kind(hits, "off"):
+            if payload[1] != "context":
                 out.add(payload[0])
     return out
 
@@ -335,7 +335,7 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
         bracket_end = k
         while k < len(toks) and (toks[k] in ",\"" or k in hon):
             k += 1
-        ahead = [j for j in range(m.end, min(len(toks), k + 5)) if j in offs] if offs else []
+        ahead = sorted([j for j in offs if m.end <= j < k + 5 and j < len(toks)]) if offs else []
         if ahead and any(toks[x] in PUNCT and toks[x] != "," for x in range(bracket_end, ahead[0])):
             ahead = []
         if inner and not t.delegation:
@@ -363,7 +363,7 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
         lead = next((ns for ns, (ne, c) in nats.items() if ne == s and c == off.country and ns not in covered), s)
         out.append(Mention(lead, e, official=off, country=off.country, org=off.org, name=(s, e)))
     # "الوفد الإسرائيلي برئاسة رون ديرمر": the leader is the visitor
-    led = [(s, e) for s, e, kind, _p in of_kind(hits, "led_by") if kind == "led_by"]
+    led = [(s, e) for s, e, _k, _p in of_kind(hits, "led_by")]
     for ls, le in led:
         for m in out:
             if m.title and m.title.delegation and 0 <= ls - m.end <= 3:
@@ -586,7 +586,7 @@ def _places_after(hits: list[Hit], sent: Sentence, start: int, stop: int, *, dir
     (``direct_ok``); "من X" (an origin) is never one.
     """
     toks = sent.toks
-    places = sorted((s, e, p) for s, e, _k, p in of_kind(hits, "place") if start <= s < stop)
+    places = sorted([(s, e, p) for s, e, _k, p in of_kind(hits, "place") if start <= s < stop])
     if not places:
         return []
     topic_ends = _topic_ends(hits)
@@ -740,6 +740,9 @@ def _prev_sentence_place(prev_hits: list[Hit] | None, prev: Sentence | None) -> 
     return None
 
 
+_STATUS = {"arrived": "arrived", "upcoming": "upcoming", "ongoing": "ongoing"}  # a travel trigger's status
+
+
 def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], last: Mention | None,
                     kn: Knowledge, prev_place: Place | None = None, kinds: set[str] | None = None,
                     pair: list[Mention] | None = None) -> list[_Found]:
@@ -826,8 +829,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
         nxt = trigs[ti + 1][0] if ti + 1 < len(trigs) else len(toks)
         before = [m for m in mentions if m.end <= s]
         after = [m for m in mentions if m.start >= e and m.start - e <= FORWARD_WINDOW]
-        adj_before = [m for m in before if s - _skip_aside(toks, m.end) <= 3]
-        status = {"arrived": "arrived", "upcoming": "upcoming", "ongoing": "ongoing"}.get(str(kind), "arrived")
+        adj_before = [m for m in before if s - m.end <= 3 or s - _skip_aside(toks, m.end) <= 3]  # (skip >= end)
+        status = _STATUS.get(str(kind), "arrived")
         if future and status != "upcoming":
             status = "upcoming"
         if kind == "hosting":
