@@ -13,9 +13,14 @@ from processors.knowledge import Knowledge, get_knowledge
 from processors.normalize import Sentence, analyse, normalize
 
 
+def pure_python() -> bool:
+    """TRUCEWATCH_PURE_PYTHON is set (not "" or "0"): no compiled accelerator is used (read once, at import)."""
+    return os.environ.get("TRUCEWATCH_PURE_PYTHON", "") not in ("", "0")
+
+
 def _load_fast() -> ModuleType | None:
     """The optional C accelerator (processors/_fast.c), unless TRUCEWATCH_PURE_PYTHON is set (not "" or "0")."""
-    if os.environ.get("TRUCEWATCH_PURE_PYTHON", "") not in ("", "0"):
+    if pure_python():
         return None
     try:
         from processors import _fast  # type: ignore[attr-defined]

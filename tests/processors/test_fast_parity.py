@@ -30,7 +30,13 @@ pytestmark = pytest.mark.skipif(
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _needs_c_analysis() -> None:
+    if analysis._fast is None:
+        pytest.skip("TRUCEWATCH_PURE_PYTHON is set: the analysis does not use the extension")
+
+
 def _c(title: str, body: str) -> Doc | None:
+    _needs_c_analysis()
     kn = get_knowledge()
     res = _fast.analyse_doc(title, body, kn.vocab._word_parts, kn.index1, kn.index2, kn.firsts, JUNK_MARKERS,
                             analysis.JUNK_LINE, analysis._END_WORD, analysis.Sentence)
@@ -142,6 +148,7 @@ def test_word_cache_follows_the_memo() -> None:
     """The C mirror of the word memo is dropped when the vocabulary changes or another Knowledge is used."""
     from processors.knowledge import load_knowledge
 
+    _needs_c_analysis()
     kn, k2 = get_knowledge(), load_knowledge()
     text = "وصل الوزير بالقرطاسية إلى الدوحة"
     first = analysis._analyse_c("", text, k2)
