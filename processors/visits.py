@@ -65,6 +65,7 @@ STOPWORDS = frozenset(
 # token forms are normalised (ة->ه, ى->ي, أ->ا), so normalise the stopword list too
 STOPWORDS = frozenset(normalize(w) for w in STOPWORDS)
 _KIND = itemgetter(2)
+_STATUS = {"arrived": "arrived", "upcoming": "upcoming", "ongoing": "ongoing"}  # a travel trigger's status
 LAST_KEEP = 3
 FORMER_WORDS = frozenset({"السابق", "السابقه", "الاسبق", "الاسبقه", "سابق", "سابقه", "اسبق", "سابقا"})
 FORWARD_WINDOW = 14
@@ -745,9 +746,6 @@ def _prev_sentence_place(prev_hits: list[Hit] | None, prev: Sentence | None) -> 
         if k == "place" and s > 0 and prev.toks[s - 1] == "في" and s - 1 not in topic_ends:
             return p  # type: ignore[no-any-return]
     return None
-
-
-_STATUS = {"arrived": "arrived", "upcoming": "upcoming", "ongoing": "ongoing"}  # a travel trigger's status
 
 
 def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], last: Mention | None,
