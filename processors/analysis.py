@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from processors.knowledge import Knowledge, get_knowledge
 from processors.normalize import Sentence, analyse, normalize
+
+log = logging.getLogger(__name__)
 
 
 def pure_python() -> bool:
@@ -30,6 +36,35 @@ def _load_fast() -> ModuleType | None:
 
 
 _fast = _load_fast()
+
+
+def compiled_twin(module: str, source: str) -> ModuleType | None:
+    """The mypyc build of a module (``processors._<name>_mypyc``, made by setup.py from a copy of ``source`` when
+    mypyc and a C compiler are available), only when it was compiled from ``source``'s exact bytes and
+    TRUCEWATCH_PURE_PYTHON is not set: an edited module runs as plain Python (with a warning) until it is rebuilt
+    (``pip install -e .``)."""
+    if pure_python():
+        return None
+    name = module.rpartition(".")[2]
+    try:
+        twin = importlib.import_module(f"processors._{name}_mypyc")
+    except ImportError:  # not built: the pure-Python module, same results
+        return None
+    if getattr(twin, "SOURCE_SHA256", None) != hashlib.sha256(Path(source).read_bytes()).hexdigest():
+        log.warning("%s changed since its compiled build; using the Python code (run `pip install -e .` to rebuild)",
+                    source)
+        return None
+    return twin
+
+
+def use_compiled(namespace: dict[str, Any], twin: ModuleType | None) -> None:
+    """Replace every function and class of a module (its ``namespace``) by those of its compiled ``twin``, so that
+    callers and the twin's own code all run compiled."""
+    if twin is None:
+        return
+    for name, obj in vars(twin).items():
+        if getattr(obj, "__module__", None) == twin.__name__ and name in namespace:
+            namespace[name] = obj
 
 MAX_CHARS = 200_000  # analyse at most this much text of one article (news articles are far shorter)
 

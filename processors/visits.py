@@ -37,22 +37,25 @@ How a visit is found, sentence by sentence:
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import logging
 import re
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from operator import itemgetter
-from pathlib import Path
-from types import ModuleType
 
-from processors.analysis import Doc, Hit, Hits, analyse_text, article_parts, of_kind, of_kinds, pure_python
+from processors.analysis import (
+    Doc,
+    Hit,
+    Hits,
+    analyse_text,
+    article_parts,
+    compiled_twin,
+    of_kind,
+    of_kinds,
+    use_compiled,
+)
 from processors.knowledge import Knowledge, Official, Place, Title, get_knowledge
 from processors.normalize import PUNCT, TOKEN_RE, Sentence, normalize, normalize_aligned
 from trucewatch.schema import Article, Visit
-
-log = logging.getLogger(__name__)
 
 HIGH_DELEGATION_WORDS = frozenset({"رفيع", "امني", "قيادي", "قياديا", "امنيا", "رفيعا", "مستوي"})
 STOPWORDS = frozenset(
@@ -1368,26 +1371,6 @@ def extract_visits(article: Article) -> list[Visit]:
     return out
 
 
-def _compiled_rules() -> ModuleType | None:
-    """The mypyc build of this module (processors._visits_mypyc, made by setup.py when mypyc and a C compiler are
-    available), only when it was compiled from this file's exact bytes and TRUCEWATCH_PURE_PYTHON is not set: an
-    edited visits.py runs as plain Python (with a warning) until it is rebuilt (``pip install -e .``)."""
-    if __name__ != "processors.visits" or pure_python():  # (the compiled copy itself runs this too)
-        return None
-    try:
-        compiled = importlib.import_module("processors._visits_mypyc")
-    except ImportError:  # not built: the pure-Python rules, same results
-        return None
-    built = getattr(compiled, "SOURCE_SHA256", None)
-    if built != hashlib.sha256(Path(__file__).read_bytes()).hexdigest():
-        log.warning("processors/visits.py changed since its compiled build; using the Python rules "
-                    "(run `pip install -e .` to rebuild)")
-        return None
-    return compiled
 
-
-_compiled = _compiled_rules()
-if _compiled is not None:  # every function and class of this module, as compiled (they call each other natively)
-    for _name, _obj in vars(_compiled).items():
-        if getattr(_obj, "__module__", None) == _compiled.__name__ and _name in globals():
-            globals()[_name] = _obj
+if __name__ == "processors.visits":  # (not in the compiled copy itself): the mypyc build, when built from this file
+    use_compiled(globals(), compiled_twin(__name__, __file__))
