@@ -50,7 +50,11 @@ def compiled_twin(module: str, source: str) -> ModuleType | None:
         twin = importlib.import_module(f"processors._{name}_mypyc")
     except ImportError:  # not built: the pure-Python module, same results
         return None
-    if getattr(twin, "SOURCE_SHA256", None) != hashlib.sha256(Path(source).read_bytes()).hexdigest():
+    try:
+        digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()
+    except OSError:  # no readable source (a sourceless install): nothing to compare with, so the Python code
+        return None
+    if getattr(twin, "SOURCE_SHA256", None) != digest:
         log.warning("%s changed since its compiled build; using the Python code (run `pip install -e .` to rebuild)",
                     source)
         return None
