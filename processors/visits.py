@@ -1371,6 +1371,5 @@ def extract_visits(article: Article) -> list[Visit]:
     return out
 
 
-
 if __name__ == "processors.visits":  # (not in the compiled copy itself): the mypyc build, when built from this file
     use_compiled(globals(), compiled_twin(__name__, __file__))
