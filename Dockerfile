@@ -8,9 +8,9 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /app
 COPY . /app
-# python:3.11-slim has no C compiler: the optional accelerator processors._fast (setup.py, optional=True) is skipped
-# and the classifier runs its pure-Python path (same results, ~2x slower per article; see BENCHMARKS.md). Add
-# `apt-get install -y gcc` before this step to build it.
+# python:3.11-slim has no C compiler: the optional accelerators (processors._fast and the mypyc builds of
+# processors/visits.py and classify.py, setup.py) are skipped and the classifier runs its pure-Python path (same
+# results, ~2.3x slower per article; see BENCHMARKS.md). Add `apt-get install -y gcc` before this step to build them.
 # Editable install: the analyst-editable YAML under /app/config is found beside the packages
 # (trucewatch.settings.PACKAGE_CONFIG_DIR), and can be overridden by mounting TRUCEWATCH_CONFIG_DIR.
 RUN pip install -e '.[rocksdb]' \

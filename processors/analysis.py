@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from processors.knowledge import Knowledge, get_knowledge
 from processors.normalize import Sentence, analyse, normalize
 
+log = logging.getLogger(__name__)
+
+
+def pure_python() -> bool:
+    """TRUCEWATCH_PURE_PYTHON is set (not "" or "0"): no compiled accelerator is used (read once, at import)."""
+    return os.environ.get("TRUCEWATCH_PURE_PYTHON", "") not in ("", "0")
+
 
 def _load_fast() -> ModuleType | None:
     """The optional C accelerator (processors/_fast.c), unless TRUCEWATCH_PURE_PYTHON is set (not "" or "0")."""
-    if os.environ.get("TRUCEWATCH_PURE_PYTHON", "") not in ("", "0"):
+    if pure_python():
         return None
     try:
         from processors import _fast  # type: ignore[attr-defined]
@@ -25,6 +36,39 @@ def _load_fast() -> ModuleType | None:
 
 
 _fast = _load_fast()
+
+
+def compiled_twin(module: str, source: str) -> ModuleType | None:
+    """The mypyc build of a module (``processors._<name>_mypyc``, made by setup.py from a copy of ``source`` when
+    mypyc and a C compiler are available), only when it was compiled from ``source``'s exact bytes and
+    TRUCEWATCH_PURE_PYTHON is not set: an edited module runs as plain Python (with a warning) until it is rebuilt
+    (``pip install -e .``)."""
+    if pure_python():
+        return None
+    name = module.rpartition(".")[2]
+    try:
+        twin = importlib.import_module(f"processors._{name}_mypyc")
+    except ImportError:  # not built: the pure-Python module, same results
+        return None
+    try:
+        digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()
+    except OSError:  # no readable source (a sourceless install): nothing to compare with, so the Python code
+        return None
+    if getattr(twin, "SOURCE_SHA256", None) != digest:
+        log.warning("%s changed since its compiled build; using the Python code (run `pip install -e .` to rebuild)",
+                    source)
+        return None
+    return twin
+
+
+def use_compiled(namespace: dict[str, Any], twin: ModuleType | None) -> None:
+    """Replace every function and class of a module (its ``namespace``) by those of its compiled ``twin``, so that
+    callers and the twin's own code all run compiled."""
+    if twin is None:
+        return
+    for name, obj in vars(twin).items():
+        if getattr(obj, "__module__", None) == twin.__name__ and name in namespace:
+            namespace[name] = obj
 
 MAX_CHARS = 200_000  # analyse at most this much text of one article (news articles are far shorter)
 
@@ -54,14 +98,14 @@ class Hits(list[Hit]):
 _NO_HITS: tuple[Hit, ...] = ()
 
 
-def of_kind(hits: list[Hit], kind: str) -> Sequence[Hit]:
+def _of_kind_py(hits: list[Hit], kind: str) -> Sequence[Hit]:
     """The hits of one kind, in order (from the sentence's index when ``hits`` is a Hits)."""
     if type(hits) is Hits:
         return hits.by_kind.get(kind, _NO_HITS)
     return [h for h in hits if h[2] == kind]
 
 
-def of_kinds(hits: list[Hit], *kinds: str) -> Sequence[Hit]:
+def _of_kinds_py(hits: list[Hit], *kinds: str) -> Sequence[Hit]:
     """Hits of which some are of the given kinds, in order: just those when they are of one kind, else ``hits``
     (a caller still filters by kind)."""
     if type(hits) is Hits:
@@ -74,6 +118,13 @@ def of_kinds(hits: list[Hit], *kinds: str) -> Sequence[Hit]:
                 one = by[k]
         return one
     return hits
+
+
+of_kind: Callable[[list[Hit], str], Sequence[Hit]] = _of_kind_py
+of_kinds: Callable[..., Sequence[Hit]] = _of_kinds_py
+if _fast is not None and hasattr(_fast, "hit_views"):  # the same two functions in C (~90 calls an article)
+    _fast.hit_views(Hits, _NO_HITS, _of_kind_py, _of_kinds_py)
+    of_kind, of_kinds = _fast.of_kind, _fast.of_kinds
 
 # Page furniture that introduces lists of related headlines ("read also"): the short lines after it are
 # other stories, not this article, until real prose (a long sentence) resumes.

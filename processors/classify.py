@@ -16,7 +16,7 @@ from itertools import chain
 from operator import itemgetter
 from typing import cast
 
-from processors.analysis import Doc, Hits, analyse_text, article_parts
+from processors.analysis import Doc, Hits, analyse_text, article_parts, compiled_twin, use_compiled
 from processors.knowledge import LABELS, Knowledge, get_knowledge
 from trucewatch.schema import Article, Label, Labels, Visit
 
@@ -130,3 +130,7 @@ def classify(article: Article, visits: list[Visit] | None = None) -> Labels:
 
         visits = extract_visits(article)
     return classify_doc(analyse_text(title, body, kn), kn, len(visits))
+
+
+if __name__ == "processors.classify":  # (not in the compiled copy itself): the mypyc build, when built from this file
+    use_compiled(globals(), compiled_twin(__name__, __file__))

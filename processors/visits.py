@@ -47,7 +47,17 @@ from datetime import UTC
 from itertools import pairwise
 from operator import itemgetter
 
-from processors.analysis import Doc, Hit, Hits, analyse_text, article_parts, of_kind, of_kinds
+from processors.analysis import (
+    Doc,
+    Hit,
+    Hits,
+    analyse_text,
+    article_parts,
+    compiled_twin,
+    of_kind,
+    of_kinds,
+    use_compiled,
+)
 from processors.knowledge import Knowledge, Official, Place, Title, get_knowledge
 from processors.normalize import PUNCT, TOKEN_RE, Sentence, normalize, normalize_aligned
 from trucewatch.schema import Article, Visit
@@ -63,6 +73,7 @@ STOPWORDS = frozenset(
 # token forms are normalised (ة->ه, ى->ي, أ->ا), so normalise the stopword list too
 STOPWORDS = frozenset(normalize(w) for w in STOPWORDS)
 _KIND = itemgetter(2)
+_STATUS = {"arrived": "arrived", "upcoming": "upcoming", "ongoing": "ongoing"}  # a travel trigger's status
 LAST_KEEP = 3
 FORMER_WORDS = frozenset({"السابق", "السابقه", "الاسبق", "الاسبقه", "سابق", "سابقه", "اسبق", "سابقا"})
 FORWARD_WINDOW = 14
@@ -140,7 +151,8 @@ def _background(sent: Sentence, hits: list[Hit]) -> bool:
     if last and all(any(i - 2 <= s <= i for i in last) for s, _e, k, _p in of_kind(hits, "trig") if k == "trig"):
         return True
     # "وتأتي الزيارة بعد نحو شهرين من زيارة الأمير فيصل إلى طهران في يونيو الماضي": an earlier trip, dated
-    since = [i for i, t in enumerate(toks) if t in ("زياره", "زيارات") and i and toks[i - 1] in _SINCE]
+    since = [i for i, t in enumerate(toks) if t in ("زياره", "زيارات") and i and toks[i - 1] in _SINCE] \
+        if "زياره" in toks or "زيارات" in toks else []
     if since and any(t in _AGO for t in toks[since[0]:]) and all(
             p == "noun" or s0 > since[0] for s0, _e, k, p in hits if k == "trig"):
         return True  # (a trip word after it is that earlier trip's: "والتي التقى خلالها الرئيس")
@@ -164,8 +176,8 @@ def _background(sent: Sentence, hits: list[Hit]) -> bool:
 def _present_officials(doc: Doc) -> set[str]:
     out: set[str] = set()
     for hits in doc.hits:
-        for _s, _e, kind, payload in of_kind(hits, "off"):
-            if kind == "off" and payload[1] != "context":
+        for _s, _e, _k, payload in of_kind(hits, "off"):
+            if payload[1] != "context":
                 out.add(payload[0])
     return out
 
@@ -357,7 +369,7 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
         bracket_end = k
         while k < len(toks) and (toks[k] in ",\"" or k in hon):
             k += 1
-        ahead = [j for j in range(m.end, min(len(toks), k + 5)) if j in offs] if offs else []
+        ahead = sorted([j for j in offs if m.end <= j < k + 5 and j < len(toks)]) if offs else []
         if ahead and any(toks[x] in PUNCT and toks[x] != "," for x in range(bracket_end, ahead[0])):
             ahead = []
         if inner and not t.delegation:
@@ -401,7 +413,7 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
         lead = next((ns for ns, (ne, c) in nats.items() if ne == s and c == off.country and ns not in covered), s)
         out.append(Mention(lead, e, official=off, country=off.country, org=off.org, name=(s, e)))
     # "الوفد الإسرائيلي برئاسة رون ديرمر": the leader is the visitor
-    led = [(s, e) for s, e, kind, _p in of_kind(hits, "led_by") if kind == "led_by"]
+    led = [(s, e) for s, e, _k, _p in of_kind(hits, "led_by")]
     for ls, le in led:
         for m in out:
             if m.title and m.title.delegation and 0 <= ls - m.end <= 3:
@@ -643,7 +655,7 @@ _CONCERNING = frozenset({"الخاص", "الخاصه", "المعني", "المع
 def _topic_ends(hits: list[Hit]) -> set[int]:
     """Ends of strong ceasefire/aid terms (not ending a title): a "إلى X"/"في X" right after one is the topic's
     place ("وقف إطلاق النار في غزة"), not a destination."""
-    title_ends = {e for _s, e, k, _p in of_kind(hits, "title") if k == "title"}
+    title_ends = {e for _s, e, _k, _p in of_kind(hits, "title")}
     return {e for _s, e, k, p in of_kinds(hits, *TOPIC_KINDS) if k in TOPIC_KINDS and p[1] >= 1.0
             and e not in title_ends}
 
@@ -663,7 +675,7 @@ def _places_after(hits: list[Hit], sent: Sentence, start: int, stop: int, *, dir
     (``direct_ok``); "من X" (an origin) is never one.
     """
     toks = sent.toks
-    places = sorted((s, e, p) for s, e, k, p in of_kind(hits, "place") if k == "place" and start <= s < stop)
+    places = sorted([(s, e, p) for s, e, _k, p in of_kind(hits, "place") if start <= s < stop])
     if not places:
         return []
     topic_ends = _topic_ends(hits)
@@ -835,7 +847,7 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
     if not _HEDGES.isdisjoint(toks):
         negs += [i + 1 for i in range(len(toks) - 1) if toks[i] in _HEDGES and _imperfect(toks[i + 1])]
     future = "future" in kinds
-    trigs = sorted((s, e, p) for s, e, k, p in of_kind(hits, "trig") if k == "trig")
+    trigs = sorted((s, e, p) for s, e, _k, p in of_kind(hits, "trig"))
     # objects of meetings, hosts of receptions and authors of invitations are hosts, never the travelling
     # subject of another trigger; the subject of a meeting ("يلتقي الوزير الألماني نتنياهو ... قبل أن يتوجه")
     # stays the sentence's traveller across clauses
@@ -893,7 +905,7 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 hosts.update(id(m) for m in chain[1:])
             else:
                 hosts.update(id(m) for m in chain)  # "وسيلتقي بالرئيس المصري": the subject is the previous one
-    place_starts = {s for s, _e, k, _p in of_kind(hits, "place") if k == "place"}
+    place_starts = {s for s, _e, _k, _p in of_kind(hits, "place")}
     found: list[_Found] = []
     place: Place | None
     tour_words: set[int] | None = None  # positions of "جولة" forms, computed for the first tour trigger
@@ -902,13 +914,14 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
     # a denial governs the whole sentence: "نفى مكتب نتنياهو، الجمعة، أنباء تحدثت عن زيارة مرتقبة له"
     denied = min((ns for ns, _ne, k, _p in of_kind(hits, "denial") if k == "denial"), default=len(toks))
     for ti, (s, e, kind) in enumerate(trigs):
-        if any(0 <= s - ne <= 2 for ne in negs) or any(0 < s - w <= 6 for w in whether) or s > denied:
+        if negs and any(0 <= s - ne <= 2 for ne in negs) or whether and any(0 < s - w <= 6 for w in whether) \
+                or s > denied:
             continue
         nxt = trigs[ti + 1][0] if ti + 1 < len(trigs) else len(toks)
         before = [m for m in mentions if m.end <= s]
         after = [m for m in mentions if m.start >= e and m.start - e <= FORWARD_WINDOW]
-        adj_before = [m for m in before if s - _skip_aside(toks, m.end) <= 3]
-        status = {"arrived": "arrived", "upcoming": "upcoming", "ongoing": "ongoing"}.get(str(kind), "arrived")
+        adj_before = [m for m in before if s - m.end <= 3 or s - _skip_aside(toks, m.end) <= 3]  # (skip >= end)
+        status = _STATUS.get(str(kind), "arrived")
         if future and status != "upcoming":
             status = "upcoming"
         if kind == "hosting":
@@ -1138,7 +1151,7 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 continue
         # travel: the subject right before the verb, else right after it, else earlier, else the previous visitor
         subj = []
-        dual = any(t in _DUAL for t in toks[max(0, s - 3):s]) or (e < len(toks) and toks[e] in _DUAL)
+        dual = not _DUAL.isdisjoint(toks[max(0, s - 3):s]) or (e < len(toks) and toks[e] in _DUAL)
         if dual and pair and not [m for m in adj_before + after[:1] if m.title is None or m.title.id != "minister"]:
             subj = list(pair)  # "وكان الوزيران قد وصلا إلى جدة": the two named before
         elif adj_before and id(adj_before[-1]) not in hosts:
@@ -1296,8 +1309,10 @@ def _can_visit(hits: list[Hit], kinds: set[str], ctx: Mention | None, alias: boo
     previous sentence's place)."""
     if "remote" in kinds or (ctx is None and not alias and "title" not in kinds and "off" not in kinds):
         return False
-    for _s, _e, k, p in of_kinds(hits, "place", "trig"):
-        if k == "place" or k == "trig" and p in ("hosting", "attend"):
+    if of_kind(hits, "place"):
+        return True
+    for _s, _e, _k, p in of_kind(hits, "trig"):
+        if p in ("hosting", "attend"):
             return True
     return False
 
@@ -1452,7 +1467,7 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
                 fs = []
             else:
                 mentions = _mentions(sent, hits, kn, present, coref)
-                attend = any(k == "trig" and p == "attend" for _s, _e, k, p in of_kind(hits, "trig"))
+                attend = any(p == "attend" for _s, _e, _k, p in of_kind(hits, "trig"))
                 prev_place = _prev_sentence_place(doc.hits[si - 1], doc.sentences[si - 1]) if si and attend else None
                 if attend and prev_place is None and found and found[-1].sentence is doc.sentences[si - 1]:
                     prev_place = found[-1].place  # where the previous sentence's traveller arrived
@@ -1700,3 +1715,7 @@ def extract_visits(article: Article, *, fetch_time_bucket: bool = False) -> list
             published_at=article.published_at, replay=article.replay,
         ))
     return out
+
+
+if __name__ == "processors.visits":  # (not in the compiled copy itself): the mypyc build, when built from this file
+    use_compiled(globals(), compiled_twin(__name__, __file__))

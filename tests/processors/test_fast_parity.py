@@ -30,7 +30,13 @@ pytestmark = pytest.mark.skipif(
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _needs_c_analysis() -> None:
+    if analysis._fast is None:
+        pytest.skip("TRUCEWATCH_PURE_PYTHON is set: the analysis does not use the extension")
+
+
 def _c(title: str, body: str) -> Doc | None:
+    _needs_c_analysis()
     kn = get_knowledge()
     res = _fast.analyse_doc(title, body, kn.vocab._word_parts, kn.index1, kn.index2, kn.firsts, JUNK_MARKERS,
                             analysis.JUNK_LINE, analysis._END_WORD, analysis.Sentence)
@@ -142,6 +148,7 @@ def test_word_cache_follows_the_memo() -> None:
     """The C mirror of the word memo is dropped when the vocabulary changes or another Knowledge is used."""
     from processors.knowledge import load_knowledge
 
+    _needs_c_analysis()
     kn, k2 = get_knowledge(), load_knowledge()
     text = "وصل الوزير بالقرطاسية إلى الدوحة"
     first = analysis._analyse_c("", text, k2)
@@ -152,3 +159,20 @@ def test_word_cache_follows_the_memo() -> None:
     assert _plain(c) == _plain(_analyse_py("", text, k2))
     other = analysis._analyse_c("", text, kn)
     assert other is not None and _plain(other) == _plain(_analyse_py("", text, kn))
+
+
+def test_hit_views_parity() -> None:
+    """The C of_kind/of_kinds read a Hits' index like the Python functions, and hand anything else to them."""
+    hits = [(0, 1, "place", "a"), (1, 2, "trig", "noun"), (2, 3, "place", "b"), (3, 4, "off", ("x", "full"))]
+    if analysis.of_kind is analysis._of_kind_py:
+        pytest.skip("the C views are not bound (TRUCEWATCH_PURE_PYTHON or an older build)")
+    for hs in (Hits(hits), list(hits), Hits(), []):
+        for kinds in (("place",), ("trig",), ("nope",), ("place", "trig"), ("off", "nope"), (), ("nope", "trig")):
+            if len(kinds) == 1:
+                assert analysis.of_kind(hs, kinds[0]) == analysis._of_kind_py(hs, kinds[0])
+                assert type(analysis.of_kind(hs, kinds[0])) is type(analysis._of_kind_py(hs, kinds[0]))
+            got, want = analysis.of_kinds(hs, *kinds), analysis._of_kinds_py(hs, *kinds)
+            assert got == want and type(got) is type(want)
+            assert (got is hs) == (want is hs)
+    with pytest.raises(TypeError):
+        analysis.of_kind(Hits(hits))
