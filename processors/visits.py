@@ -1046,8 +1046,10 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             if adj_before and id(adj_before[-1]) not in hosts:
                 subj = [adj_before[-1]]
             else:
-                # those named in the attendance clause: not "بحضور X، حيث نقل Y تحيات الرئيس Z"
-                stop = next((i for i in range(e, len(toks)) if toks[i] in _ATTEND_STOP), len(toks))
+                # those named in the attendance clause: not "بحضور X، حيث نقل Y تحيات الرئيس Z" (a relative clause
+                # before the first of them is the event's: "يشارك في المؤتمر، الذي تستضيفه ميركل، قادة بينهم X")
+                first = next((m.end for m in mentions if m.start >= e and id(m) not in hosts), len(toks))
+                stop = next((i for i in range(first, len(toks)) if toks[i] in _ATTEND_STOP), len(toks))
                 subj = [m for m in mentions if e <= m.start < stop and id(m) not in hosts]
             if not subj:
                 continue
