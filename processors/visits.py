@@ -1520,7 +1520,7 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
                 coref.roles.append((tuple((f.mention.sent or sent).toks[rs[0]:rs[1]]), f.mention))
         if mentions:
             coref.register(mentions)
-            if not fs and "remote" not in kinds:
+            if "remote" not in kinds and not background:  # (heads with a trip of their own are skipped later)
                 heads.extend(m for m in mentions if _delegation_head(m) or m.country and m.high and not m.former
                              and _leads_delegation(sent, m))
         if "place" in kinds and "remote" not in kinds and not background \
