@@ -1048,8 +1048,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             else:
                 # those named in the attendance clause: not "بحضور X، حيث نقل Y تحيات الرئيس Z" (a relative clause
                 # before the first of them is the event's: "يشارك في المؤتمر، الذي تستضيفه ميركل، قادة بينهم X")
-                first = next((m.end for m in mentions if m.start >= e and id(m) not in hosts), len(toks))
-                stop = next((i for i in range(first, len(toks)) if toks[i] in _ATTEND_STOP), len(toks))
+                first_end = next((m.end for m in mentions if m.start >= e and id(m) not in hosts), len(toks))
+                stop = next((i for i in range(first_end, len(toks)) if toks[i] in _ATTEND_STOP), len(toks))
                 subj = [m for m in mentions if e <= m.start < stop and id(m) not in hosts]
             if not subj:
                 continue
