@@ -1149,7 +1149,7 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
         if kind == "tour":
             if tour_words is None:
                 tour_words = {i for i, st in enumerate(sent.stems) if "جول" in st}
-            if not any(0 < s - w <= 5 for w in tour_words):
+            if not any(0 < s - w <= 8 for w in tour_words):
                 continue
         # travel: the subject right before the verb, else right after it, else earlier, else the previous visitor
         subj = []
