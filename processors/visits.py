@@ -834,6 +834,76 @@ def _prev_sentence_place(prev_hits: list[Hit] | None, prev: Sentence | None) -> 
 _TO_CITY = frozenset({"في", "الي", "علي"})
 
 
+def _meeting_venue(sent: Sentence, hits: list[Hit], s: int, e: int, after: list[Mention],
+                   place_starts: set[int]) -> tuple[int | None, Place | None]:
+    """Where a meeting (trigger at s..e) takes place: ``(index of its "في", place)``; the place is None when none is
+    named for it."""
+    toks = sent.toks
+    anchor = e
+    for m in after:  # the meeting place follows the participants: "التقى X، Y، في القدس"
+        if m.start - anchor <= 3:
+            anchor = m.end
+    fi = next((i for i in range(anchor, min(len(toks), anchor + 4)) if toks[i] == "في"), None)
+    if fi is not None and fi + 1 not in place_starts:
+        # "التقى في وقت سابق من اليوم في تل أبيب الرئيس": the venue is the "في" that names a place
+        fi = next((i for i in range(fi, min(len(toks), anchor + 8))
+                   if toks[i] == "في" and i + 1 in place_starts), fi)
+        if fi + 1 not in place_starts:
+            # "التقى في وقت سابق من اليوم فيدان وأعضاء من الوفد الأوكراني في إسطنبول": the participants after the
+            # time phrase, then the venue after them
+            first = next((m for m in after if m.start - e <= 8), None)
+            if first is not None:
+                anchor2 = first.end
+                for m in after:
+                    if m.start > first.start and m.start - anchor2 <= 3:
+                        anchor2 = m.end
+                fi = next((i for i in range(anchor2, min(len(toks), anchor2 + 4))
+                           if toks[i] == "في" and i + 1 in place_starts), fi)
+    if fi is None:  # "التقى الوزير البرتغالي في عمان نظيره الأردني": the place between the participants
+        fi = next((i for i in range(e, anchor) if toks[i] == "في" and i + 1 in place_starts), None)
+    if fi is None:  # "التقى X، الخميس 24 من تموز، Y في العاصمة الفرنسية باريس": after the participants
+        fi = next((m.end for m in after if m.start - anchor <= 12 and m.end < len(toks)
+                   and toks[m.end] == "في" and m.end + 1 in place_starts), None)
+    if fi is None and toks[0] in ("في", "وفي") and 1 in place_starts and "," in toks[2:s]:
+        fi = 0  # "وفي بيروت، التقى الموفد الفرنسي ...": the venue leads the sentence
+    places = _places_after(hits, sent, fi + 1, fi + 2, need_intro=False) if fi is not None else []
+    if not places and fi is not None and fi + 1 < len(toks) and toks[fi + 1] in ("مدينه", "منتجع", "العاصمه"):
+        places = _places_after(hits, sent, fi + 2, fi + 4)  # "في مدينة العلمين", "في العاصمة المصرية القاهرة"
+    if not places and s >= 2 and toks[s - 1] == "حيث":  # "ثم رام الله حيث التقيا الرئيس الفلسطيني"
+        places = [(ps, p) for ps, pe, _k, p in of_kind(hits, "place")
+                  if pe == s - 1 or pe == s - 2 and toks[s - 2] == ","][-1:]
+    return fi, (places[0][1] if places else None)
+
+
+def _meeting_participants(sent: Sentence, hits: list[Hit], s: int, e: int, fi: int | None, mentions: list[Mention],
+                          after: list[Mention], adj_before: list[Mention],
+                          pair: list[Mention] | None) -> list[Mention]:
+    """Who takes part in a meeting (trigger at s..e, its "في" at fi): its subject and object, partners after "مع",
+    those listed after "بينهم", and the ones named around the venue (hosts are sorted out by the caller)."""
+    toks = sent.toks
+    if toks[s] in _DUAL_VERBS or toks[s][1:] in _DUAL_VERBS and toks[s][0] in "وف":
+        # "حيث اجتمعا برئيس الوزراء نتنياهو في القدس": the two named before, not the last person named
+        cands = list(pair) if pair else []
+    else:
+        cands = adj_before[-1:] + [m for m in after if m.start - e <= 4][:2]
+    with_ = next((i for i in range(e, min(len(toks), e + 12)) if toks[i] == "مع"), None)
+    if with_ is not None and fi is not None:
+        # "اجتمع برنياع، الاثنين، في العاصمة البولندية وارسو، مع بيرنز ورئيس الوزراء القطري": the partners met
+        # there too (those at home there are excluded by the caller)
+        stop = next((i for i in range(with_, len(toks)) if toks[i] in _ATTEND_STOP), len(toks))
+        cands += [m for m in mentions if with_ < m.start < min(stop, with_ + 16) and all(m is not c for c in cands)]
+    among = next((i for i in range(e, len(toks)) if toks[i] in _AMONG), None)
+    if among is not None:  # "ويلتقي في القاهرة موفدون من خمسين دولة، بينهم ... والأمين العام للأمم المتحدة"
+        cands += [m for m in mentions if among < m.start < among + 20 and all(m is not c for c in cands)]
+    if fi is not None:
+        # "التقى X، الخميس 24 من تموز، Y في العاصمة الفرنسية باريس": the participant right before the venue
+        cands += [m for m in after if m.end <= fi and fi - m.end <= 1 and all(m is not c for c in cands)][-1:]
+        # "التقى الرئيس السيسي في القاهرة اليوم رئيس الوزراء الإسباني": the object after the meeting place
+        cands += [m for m in after if m.start > fi and m not in cands
+                  and _words_between(sent, hits, fi + 1, m.start) == 0][:1]
+    return cands
+
+
 def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], last: Mention | None,
                     kn: Knowledge, prev_place: Place | None = None, kinds: set[str] | None = None,
                     pair: list[Mention] | None = None) -> list[_Found]:
@@ -954,63 +1024,10 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 found.append(_Found(g, sent, place, "upcoming" if future or _imperfect(toks[s]) else "arrived"))
             continue
         if kind == "meeting":
-            anchor = e
-            for m in after:  # the meeting place follows the participants: "التقى X، Y، في القدس"
-                if m.start - anchor <= 3:
-                    anchor = m.end
-            fi = next((i for i in range(anchor, min(len(toks), anchor + 4)) if toks[i] == "في"), None)
-            if fi is not None and fi + 1 not in place_starts:
-                # "التقى في وقت سابق من اليوم في تل أبيب الرئيس": the venue is the "في" that names a place
-                fi = next((i for i in range(fi, min(len(toks), anchor + 8))
-                           if toks[i] == "في" and i + 1 in place_starts), fi)
-                if fi + 1 not in place_starts:
-                    # "التقى في وقت سابق من اليوم فيدان وأعضاء من الوفد الأوكراني في إسطنبول": the participants
-                    # after the time phrase, then the venue after them
-                    first = next((m for m in after if m.start - e <= 8), None)
-                    if first is not None:
-                        anchor2 = first.end
-                        for m in after:
-                            if m.start > first.start and m.start - anchor2 <= 3:
-                                anchor2 = m.end
-                        fi = next((i for i in range(anchor2, min(len(toks), anchor2 + 4))
-                                   if toks[i] == "في" and i + 1 in place_starts), fi)
-            if fi is None:  # "التقى الوزير البرتغالي في عمان نظيره الأردني": the place between the participants
-                fi = next((i for i in range(e, anchor) if toks[i] == "في" and i + 1 in place_starts), None)
-            if fi is None:  # "التقى X، الخميس 24 من تموز، Y في العاصمة الفرنسية باريس": after the participants
-                fi = next((m.end for m in after if m.start - anchor <= 12 and m.end < len(toks)
-                           and toks[m.end] == "في" and m.end + 1 in place_starts), None)
-            if fi is None and toks[0] in ("في", "وفي") and 1 in place_starts and "," in toks[2:s]:
-                fi = 0  # "وفي بيروت، التقى الموفد الفرنسي ...": the venue leads the sentence
-            places = _places_after(hits, sent, fi + 1, fi + 2, need_intro=False) if fi is not None else []
-            if not places and fi is not None and fi + 1 < len(toks) and toks[fi + 1] in ("مدينه", "منتجع", "العاصمه"):
-                places = _places_after(hits, sent, fi + 2, fi + 4)  # "في مدينة العلمين", "في العاصمة المصرية القاهرة"
-            if not places and s >= 2 and toks[s - 1] == "حيث":  # "ثم رام الله حيث التقيا الرئيس الفلسطيني"
-                places = [(ps, p) for ps, pe, _k, p in of_kind(hits, "place")
-                          if pe == s - 1 or pe == s - 2 and toks[s - 2] == ","][-1:]
-            if not places:
+            fi, place = _meeting_venue(sent, hits, s, e, after, place_starts)
+            if place is None:
                 continue
-            place = places[0][1]
-            if toks[s] in _DUAL_VERBS or toks[s][1:] in _DUAL_VERBS and toks[s][0] in "وف":
-                # "حيث اجتمعا برئيس الوزراء نتنياهو في القدس": the two named before, not the last person named
-                cands = list(pair) if pair else []
-            else:
-                cands = adj_before[-1:] + [m for m in after if m.start - e <= 4][:2]
-            with_ = next((i for i in range(e, min(len(toks), e + 12)) if toks[i] == "مع"), None)
-            if with_ is not None and fi is not None:
-                # "اجتمع برنياع، الاثنين، في العاصمة البولندية وارسو، مع بيرنز ورئيس الوزراء القطري": the partners
-                # met there too (those at home there are excluded below)
-                stop = next((i for i in range(with_, len(toks)) if toks[i] in _ATTEND_STOP), len(toks))
-                cands += [m for m in mentions if with_ < m.start < min(stop, with_ + 16)
-                          and all(m is not c for c in cands)]
-            among = next((i for i in range(e, len(toks)) if toks[i] in _AMONG), None)
-            if among is not None:  # "ويلتقي في القاهرة موفدون من خمسين دولة، بينهم ... والأمين العام للأمم المتحدة"
-                cands += [m for m in mentions if among < m.start < among + 20 and all(m is not c for c in cands)]
-            if fi is not None:
-                # "التقى X، الخميس 24 من تموز، Y في العاصمة الفرنسية باريس": the participant right before the venue
-                cands += [m for m in after if m.end <= fi and fi - m.end <= 1 and all(m is not c for c in cands)][-1:]
-                # "التقى الرئيس السيسي في القاهرة اليوم رئيس الوزراء الإسباني": the object after the meeting place
-                cands += [m for m in after if m.start > fi and m not in cands
-                          and _words_between(sent, hits, fi + 1, m.start) == 0][:1]
+            cands = _meeting_participants(sent, hits, s, e, fi, mentions, after, adj_before, pair)
             if all(id(m) in hosts for m in cands):  # "اجتمع مع الرئيس المصري": the subject is the one just named
                 earlier = [m for m in before if id(m) not in hosts]
                 cands += earlier[-1:] if earlier else ([last] if last is not None else [])
