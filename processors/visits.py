@@ -904,6 +904,61 @@ def _meeting_participants(sent: Sentence, hits: list[Hit], s: int, e: int, fi: i
     return cands
 
 
+def _included(sent: Sentence, hits: list[Hit], s: int, e: int, mentions: list[Mention], hosts: set[int],
+              found: list[_Found], status: str) -> list[_Found]:
+    """The participants listed after "يضم"/"ضم" (at s..e), only right after a meeting noun ("اجتماع رباعي يضم"), in a
+    sentence that reports the trip to it or opens with the meeting's venue ("اختتم في باريس اجتماع رفيع المستوى ضم
+    X، وY")."""
+    if not any(st in _MEETING_NOUNS for st in sent.stems[max(0, s - 4):s]):
+        return []
+    trip = next((f for f in reversed(found) if f.sentence is sent and f.mention.end <= s), None)
+    venue = _lead_venue(sent, hits) if trip is None else trip.place
+    if venue is None:
+        return []
+    out = []
+    prev_end = e
+    for m in mentions:  # the list after the word, each name close to the one before
+        if m.start < e or id(m) in hosts or trip is not None and m is trip.mention:
+            continue
+        if _words_between(sent, hits, prev_end, m.start) > (12 if prev_end == e else 3):
+            break
+        prev_end = m.end
+        if m.country != venue.country:
+            out.append(_Found(m, sent, venue, trip.status if trip else status))
+    return out
+
+
+def _attendance(sent: Sentence, hits: list[Hit], s: int, e: int, kinds: set[str], mentions: list[Mention],
+                adj_before: list[Mention], hosts: set[int], prev_place: Place | None, status: str) -> list[_Found]:
+    """Who attends an event ("شارك في", "بحضور" at s..e) and where it is held: named after the trigger, before it
+    (the venue verb), in a relative clause about the event, or the previous sentence's place."""
+    toks = sent.toks
+    if adj_before and id(adj_before[-1]) not in hosts:
+        subj = [adj_before[-1]]
+    else:
+        # those named in the attendance clause: not "بحضور X، حيث نقل Y تحيات الرئيس Z" (a relative clause before the
+        # first of them is the event's: "يشارك في المؤتمر، الذي تستضيفه ميركل، قادة بينهم X")
+        first_end = next((m.end for m in mentions if m.start >= e and id(m) not in hosts), len(toks))
+        stop = next((i for i in range(first_end, len(toks)) if toks[i] in _ATTEND_STOP), len(toks))
+        subj = [m for m in mentions if e <= m.start < stop and id(m) not in hosts]
+    if not subj:
+        return []
+    venue = _lead_venue(sent, hits)  # "انتهت في القاهرة جولة المحادثات التي شارك فيها X"
+    places = [(2, venue)] if venue is not None else _places_after(hits, sent, e, len(toks), need_fi=True)
+    if not places:
+        # "شارك في القمة العربية التي عقدت في الرياض": the venue in a relative clause about the event
+        held = next((i for i in range(e, min(len(toks), e + 8)) if sent.stems[i] in _HELD), None)
+        if held is not None:
+            places = _places_after(hits, sent, held + 1, held + 3, need_fi=True)
+    place = places[0][1] if places else None
+    if place is None:
+        pb = _places_after(hits, sent, 0, s, need_fi="venue" not in kinds, need_intro="venue" not in kinds)
+        place = pb[0][1] if pb else prev_place
+    if place is None:
+        return []
+    return [_Found(m, sent, place, status) for m in subj]
+
+
 def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], last: Mention | None,
                     kn: Knowledge, prev_place: Place | None = None, kinds: set[str] | None = None,
                     pair: list[Mention] | None = None) -> list[_Found]:
@@ -1041,50 +1096,10 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             continue
         subj: list[Mention]
         if kind == "attend" and (toks[s] in _INCLUDE or sent.stems[s] in _INCLUDE):
-            # only right after a meeting noun ("اجتماع رباعي يضم"), in a sentence that reports the trip to it or
-            # opens with the meeting's venue ("اختتم في باريس اجتماع رفيع المستوى ضم X، وY")
-            if not any(st in _MEETING_NOUNS for st in sent.stems[max(0, s - 4):s]):
-                continue
-            trip = next((f for f in reversed(found) if f.sentence is sent and f.mention.end <= s), None)
-            venue = _lead_venue(sent, hits) if trip is None else trip.place
-            if venue is None:
-                continue
-            prev_end = e
-            for m in mentions:  # the list after the word, each name close to the one before
-                if m.start < e or id(m) in hosts or trip is not None and m is trip.mention:
-                    continue
-                if _words_between(sent, hits, prev_end, m.start) > (12 if prev_end == e else 3):
-                    break
-                prev_end = m.end
-                if m.country != venue.country:
-                    found.append(_Found(m, sent, venue, trip.status if trip else status))
+            found += _included(sent, hits, s, e, mentions, hosts, found, status)
             continue
         if kind == "attend":
-            if adj_before and id(adj_before[-1]) not in hosts:
-                subj = [adj_before[-1]]
-            else:
-                # those named in the attendance clause: not "بحضور X، حيث نقل Y تحيات الرئيس Z" (a relative clause
-                # before the first of them is the event's: "يشارك في المؤتمر، الذي تستضيفه ميركل، قادة بينهم X")
-                first_end = next((m.end for m in mentions if m.start >= e and id(m) not in hosts), len(toks))
-                stop = next((i for i in range(first_end, len(toks)) if toks[i] in _ATTEND_STOP), len(toks))
-                subj = [m for m in mentions if e <= m.start < stop and id(m) not in hosts]
-            if not subj:
-                continue
-            venue = _lead_venue(sent, hits)  # "انتهت في القاهرة جولة المحادثات التي شارك فيها X"
-            places = [(2, venue)] if venue is not None else _places_after(hits, sent, e, len(toks), need_fi=True)
-            if not places:
-                # "شارك في القمة العربية التي عقدت في الرياض": the venue in a relative clause about the event
-                held = next((i for i in range(e, min(len(toks), e + 8)) if sent.stems[i] in _HELD), None)
-                if held is not None:
-                    places = _places_after(hits, sent, held + 1, held + 3, need_fi=True)
-            place = places[0][1] if places else None
-            if place is None:
-                pb = _places_after(hits, sent, 0, s, need_fi="venue" not in kinds, need_intro="venue" not in kinds)
-                place = pb[0][1] if pb else prev_place
-            if place is None:
-                continue
-            for m in subj:
-                found.append(_Found(m, sent, place, status))
+            found += _attendance(sent, hits, s, e, kinds, mentions, adj_before, hosts, prev_place, status)
             continue
         if kind == "talks":
             # "يواصل رئيس الحركة ...، خليل الحية، لقاءاته في القاهرة": after a leading verb the subject may
