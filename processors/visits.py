@@ -959,6 +959,44 @@ def _attendance(sent: Sentence, hits: list[Hit], s: int, e: int, kinds: set[str]
     return [_Found(m, sent, place, status) for m in subj]
 
 
+def _noun_trip(sent: Sentence, hits: list[Hit], s: int, e: int, before: list[Mention], after: list[Mention],
+               adj_before: list[Mention], hosts: set[int], negs: list[int], status: str,
+               future: bool) -> list[_Found]:
+    """A trip named by a noun ("زيارة", "جولة" at s..e): its subject right after it ("زيارة الوزير إلى"), after "قامت
+    بها", right before it after a leading verb ("بدأ الوزير الإيطالي زيارة رسمية إلى بيروت"), or the subjects of a
+    leading verb named with asides; the place after the subject, or as the noun's direct object."""
+    toks = sent.toks
+    subj = [m for m in after if m.start - e <= 1]
+    if not subj and e + 2 < len(toks) and toks[e + 1] in ("بها", "بهما") and sent.stems[e] in _CARRIED_OUT:
+        subj = [m for m in after if m.start == e + 2]  # "زيارة قامت بها رئيسة المفوضية الأوروبية إلى القاهرة"
+    pstart = subj[0].end if subj else e
+    if not subj and toks[s] in ("زياره", "جوله") and adj_before and _skip_aside(toks, adj_before[-1].end) == s \
+            and id(adj_before[-1]) not in hosts:
+        subj = adj_before[-1:]  # "بدأ الوزير الإيطالي زيارة رسمية إلى بيروت"
+        if any(0 <= subj[0].start - ne <= 1 for ne in negs):
+            return []  # "ألغى وزير الدفاع الأمريكي زيارة كانت مقررة"
+        lead = _lead_status(toks, subj[0])
+        if lead and not future:
+            status = lead
+    if not subj and toks[s] in ("زياره", "جوله") and before and (lead := _lead_tense(toks[0])) is not None \
+            and not (set(toks[1:s]) & PUNCT) - {",", "-"} \
+            and not any(h[2] == "trig" and h[0] < s for h in hits):
+        # "أنهت وزيرة الخارجية الألمانية، أنالينا بيربوك، ووزير الخارجية الفرنسي، جان نويل بارو، زيارة إلى دمشق":
+        # the leading verb's subjects, named with asides
+        subj = [m for m in before if m.start >= 1 and id(m) not in hosts and m.high]
+        if lead and not future:
+            status = lead
+        places = _places_after(hits, sent, e, min(len(toks), e + 6), direct_ok=e) if subj else []
+        return [_Found(m, sent, place, status) for _ps, place in places for m in subj]
+    if not subj:
+        return []
+    # "يعتزم الوزير التركي زيارة الأردن": after its own subject the noun takes the place as a direct object;
+    # "زيارة الوزير الأردن ..." (a subject after the noun) does not
+    direct = e if subj[0].end <= s else None
+    places = _places_after(hits, sent, pstart, min(len(toks), pstart + 6), direct_ok=direct)
+    return [_Found(subj[0], sent, place, status) for _ps, place in places]
+
+
 def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], last: Mention | None,
                     kn: Knowledge, prev_place: Place | None = None, kinds: set[str] | None = None,
                     pair: list[Mention] | None = None) -> list[_Found]:
@@ -1143,40 +1181,7 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 found.append(_Found(subj[0], sent, place, "upcoming" if future else "arrived"))
             continue
         if kind == "noun":
-            subj = [m for m in after if m.start - e <= 1]
-            if not subj and e + 2 < len(toks) and toks[e + 1] in ("بها", "بهما") and sent.stems[e] in _CARRIED_OUT:
-                subj = [m for m in after if m.start == e + 2]  # "زيارة قامت بها رئيسة المفوضية الأوروبية إلى القاهرة"
-            pstart = subj[0].end if subj else e
-            if not subj and toks[s] in ("زياره", "جوله") and adj_before and _skip_aside(toks, adj_before[-1].end) == s \
-                    and id(adj_before[-1]) not in hosts:
-                subj = adj_before[-1:]  # "بدأ الوزير الإيطالي زيارة رسمية إلى بيروت"
-                if any(0 <= subj[0].start - ne <= 1 for ne in negs):
-                    continue  # "ألغى وزير الدفاع الأمريكي زيارة كانت مقررة"
-                lead = _lead_status(toks, subj[0])
-                if lead and not future:
-                    status = lead
-            if not subj and toks[s] in ("زياره", "جوله") and before and (lead := _lead_tense(toks[0])) is not None \
-                    and not (set(toks[1:s]) & PUNCT) - {",", "-"} \
-                    and not any(h[2] == "trig" and h[0] < s for h in hits):
-                # "أنهت وزيرة الخارجية الألمانية، أنالينا بيربوك، ووزير الخارجية الفرنسي، جان نويل بارو، زيارة إلى
-                # دمشق": the leading verb's subjects, named with asides
-                subj = [m for m in before if m.start >= 1 and id(m) not in hosts and m.high]
-                if lead and not future:
-                    status = lead
-                if subj:
-                    places = _places_after(hits, sent, e, min(len(toks), e + 6), direct_ok=e)
-                    for _ps, place in places:
-                        for m in subj:
-                            found.append(_Found(m, sent, place, status))
-                continue
-            if not subj:
-                continue
-            # "يعتزم الوزير التركي زيارة الأردن": after its own subject the noun takes the place as a direct object;
-            # "زيارة الوزير الأردن ..." (a subject after the noun) does not
-            direct = e if subj[0].end <= s else None
-            places = _places_after(hits, sent, pstart, min(len(toks), pstart + 6), direct_ok=direct)
-            for _ps, place in places:
-                found.append(_Found(subj[0], sent, place, status))
+            found += _noun_trip(sent, hits, s, e, before, after, adj_before, hosts, negs, status, future)
             continue
         if kind == "tour":
             if tour_words is None:
