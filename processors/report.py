@@ -8,7 +8,7 @@ import sys
 from typing import Any, TextIO
 
 from processors.classify import classify
-from processors.visits import UNDATED, extract_visits, join_undated, split_key
+from processors.visits import extract_visits, join_undated, split_key
 from producers.files import iter_paths
 from trucewatch.errors import InputError, TrucewatchError
 from trucewatch.schema import LABEL_NAMES, Article, Labels, Visit
@@ -53,9 +53,9 @@ def _print_report(console: Any, article: Article, labels: Labels, visits: list[V
 def run_classify(paths: list[str], jsonl: bool, out: TextIO) -> int:
     """Classify every article in ``paths`` and write one result per article to ``out``.
 
-    Articles are written in input order, except those with a visit of unknown date (no ``date`` and no
-    date in the text): they are written last, after every dated report has been read, so that such a
-    report takes the key of the same trip reported with a date (``join_undated``).
+    Articles are written in input order, except those without a ``date`` that report visits: they are written
+    last, after every dated report has been read, so that such a report takes the key of the same trip reported
+    with a date (``join_undated``; a month written in an undated text is often a background date).
     Unreadable records are reported on stderr as ``path:line: reason`` and skipped. Returns 0 when every
     record was processed, 1 when some records were reported as errors, 2 when nothing could be read.
     """
@@ -92,11 +92,11 @@ def run_classify(paths: list[str], jsonl: bool, out: TextIO) -> int:
             print(f"{item.id}: cannot classify: {type(e).__name__}: {e}", file=sys.stderr)
             continue
         n_ok += 1
-        trips = [split_key(v.key) for v in visits]
-        if any(bucket == UNDATED for _, bucket in trips):
+        if visits and item.published_at is None:  # its keys' months come from its text, or are unknown
             held.append((item, labels, visits))
             continue
-        for trip, bucket in trips:
+        for v in visits:
+            trip, bucket = split_key(v.key)
             dated.setdefault(trip, set()).add(bucket)
         write(item, labels, visits)
     for item, labels, visits in held:

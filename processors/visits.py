@@ -547,18 +547,20 @@ def split_key(key: str) -> tuple[str, str]:
 
 
 def join_undated(visits: list[Visit], dated: dict[str, set[str]]) -> list[Visit]:
-    """Undated reports take the bucket of the same visitor and destination reported with a date.
+    """The visits of an article without a date take the bucket of the same visitor and destination reported with a
+    date.
 
-    ``dated`` maps ``identity>country`` to the buckets seen for it in dated articles of the same input.
-    A visit keyed ``...@undated`` whose trip has exactly one such bucket is the same trip and gets that
-    key; with none or several (two trips in different months) it stays undated. Used where a batch of
-    articles is read together (``trucewatch classify``); the stream always has an event time.
+    ``dated`` maps ``identity>country`` to the buckets seen for it in dated articles of the same input. A visit
+    whose trip has exactly one such bucket is the same trip and gets that key (its own bucket came from a month
+    written in the text, often a background date, or is ``undated``); with none or several (two trips in
+    different months) it keeps its key. Used where a batch of articles is read together (``trucewatch
+    classify``); the stream always has an event time.
     """
     out = []
     for v in visits:
         trip, bucket = split_key(v.key)
         seen = dated.get(trip, set())
-        if bucket == UNDATED and len(seen) == 1:
+        if len(seen) == 1 and bucket not in seen:
             v = v.model_copy(update={"key": f"{trip}@{next(iter(seen))}"})
         out.append(v)
     return out

@@ -98,9 +98,9 @@ def classify(
 ) -> None:
     """Classify articles (ceasefire / mediation / aid) and extract visits, without any broker.
 
-    Articles are written in input order, except those reporting a visit with no date (no "date" field and
-    none in the text): they come last, once the dated reports are read, and take the key of the same
-    visitor and destination reported with a date when exactly one such trip is in the input.
+    Articles are written in input order, except those without a "date" field that report visits: they come
+    last, once the dated reports are read, and take the key of the same visitor and destination reported with
+    a date when exactly one such trip is in the input (else the month written in their text, or "undated").
 
     Unreadable records are reported on stderr as "path:line: reason" and skipped. Exit status: 0 when every
     record was processed, 1 when some records were reported as errors, 2 when nothing could be read."""

@@ -94,3 +94,17 @@ def test_an_undated_report_stays_undated_when_the_trip_is_ambiguous_or_unknown(t
     keys = {r["id"]: [v["key"] for v in r["visits"]] for r in map(json.loads, out.getvalue().splitlines())}
     assert keys["undated"] == ["us-foreign-minister>EG@undated"]  # two months: which trip is unknowable
     assert [k.rpartition("@")[2] for k in keys["alone"]] == ["undated"]
+
+
+def test_an_undated_report_with_a_background_month_joins_the_dated_trip(tmp_path: Path) -> None:
+    background = _KERRY + " وكان قد زار القاهرة في أغسطس 2007."
+    path = _records(tmp_path, [
+        {"id": "undated", "text": background, "date": None},
+        {"id": "dated", "text": _KERRY, "date": "2014-10-12"},
+        {"id": "alone", "text": background.replace("الأمريكي جون كيري", "الفرنسي"), "date": None},
+    ])
+    out = io.StringIO()
+    assert run_classify([path], jsonl=True, out=out) == 0
+    keys = {r["id"]: [v["key"] for v in r["visits"]] for r in map(json.loads, out.getvalue().splitlines())}
+    assert keys["undated"] == keys["dated"] == ["us-foreign-minister>EG@2014-10"]
+    assert keys["alone"] == ["fr-foreign-minister>EG@2007-08"]  # no dated report of that trip: the text's month
