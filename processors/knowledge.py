@@ -205,6 +205,11 @@ class _Builder:
     def add(self, phrase: Any, kind: str, payload: Any, *, path: str, line: int | None, entry: str) -> None:
         if not isinstance(phrase, str) or not phrase.strip():
             raise ConfigError(f"phrase must be a non-empty string, not {phrase!r}", path=path, line=line, entry=entry)
+        if "ؤو" in phrase:  # "الشؤون"/"مسؤول" are also written "الشئون"/"مسئول" (Egyptian spelling)
+            self._add(phrase.replace("ؤو", "ئو"), kind, payload, path=path, line=line, entry=entry)
+        self._add(phrase, kind, payload, path=path, line=line, entry=entry)
+
+    def _add(self, phrase: str, kind: str, payload: Any, *, path: str, line: int | None, entry: str) -> None:
         st = phrase_stems(phrase, self.vocab)
         st = tuple(s for s in st if s not in PUNCT)
         if not st:

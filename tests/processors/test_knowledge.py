@@ -108,3 +108,12 @@ def test_foreign_names_match_with_either_letter_for_the_hard_g() -> None:
     full = [h for h in analyse_text("", "قال نجيب ميقاتي إن", kn).hits[0] if h[2] == "off" and h[3][1] == "full"]
     assert full and full[0][1] - full[0][0] == 2
     assert not [h for h in analyse_text("", "قال نغيب ميقاتي إن", kn).hits[0] if h[2] == "off" and h[3][1] == "full"]
+
+
+def test_hamza_on_ya_spellings_of_shuun_and_masul_match() -> None:
+    from processors.analysis import analyse_text
+
+    kn = load_knowledge()
+    for text in ("وصل وكيل الأمين العام للشؤون الإنسانية", "وصل وكيل الأمين العام للشئون الإنسانية"):
+        titles = [h[3] for h in analyse_text("", text, kn).hits[0] if h[2] == "title"]
+        assert "un-relief-chief" in titles, text
