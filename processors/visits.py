@@ -1098,6 +1098,12 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 host, anchor = after[0], after[0].end
             else:
                 continue
+            # "استقبل رئيس مجلس السيادة ... الفريق أول ركن عبد الفتاح البرهان، ... ضيفه المبعوث": the host's own name
+            # (a mention of the host's country right after his title) is part of the host
+            own = next((m for m in mentions if m.start >= anchor and m is not host), None)
+            if own is not None and host.country and own.country == host.country and own.official is not None \
+                    and _words_between(sent, hits, anchor, own.start) <= 8:
+                anchor = own.end
             # the guest follows the host, after asides ("استقبل الرئيس X، اليوم الاثنين، بقصر الاتحادية، الفريق Y")
             guests = [m for m in mentions if m.start >= anchor and m is not host
                       and _words_between(sent, hits, anchor, m.start) <= FORWARD_WINDOW][:1]
