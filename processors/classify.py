@@ -72,7 +72,8 @@ def classify_doc(doc: Doc, kn: Knowledge, visits: int = 0) -> Labels:
         mult = kn.title_weights if si < doc.n_title else None
         # each label's terms in sentence order ("lex:<label>" holds only that label's terms, and nothing below
         # mixes labels, so this is the same as one pass over all hits)
-        truce_spans = [(s0, e0) for s0, e0, _k, _p in by.get("lex:ceasefire", ()) if e0 - s0 > 1]
+        truce_spans = [(s0, e0) for s0, e0, _k, _p in by.get("lex:ceasefire", ()) if e0 - s0 > 1] \
+            if "lex:mediation" in by else []  # (only mediation words are checked against them)
         for kind, lex in by.items():
             if kind not in LEX_KINDS:
                 continue

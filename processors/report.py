@@ -66,7 +66,7 @@ def run_classify(paths: list[str], jsonl: bool, out: TextIO) -> int:
         console = Console(file=out, highlight=False, soft_wrap=True)
     n_ok = n_err = 0
     dated: dict[str, set[str]] = {}  # identity>country -> buckets of the dated reports read so far
-    held: list[tuple[Article, Labels, list[Visit]]] = []  # articles with undated visits, written last
+    held: list[tuple[Article, Labels, list[Visit]]] = []  # articles without a date that report visits, written last
 
     def write(item: Article, labels: Labels, visits: list[Visit]) -> None:
         if jsonl:

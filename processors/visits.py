@@ -566,10 +566,13 @@ def join_undated(visits: list[Visit], dated: dict[str, set[str]]) -> list[Visit]
     return out
 
 
-def date_bucket(article: Article, norm_text: str | None = None) -> str:
-    """The key's trip bucket: YYYY-MM of published_at, else the latest month/year written in the text."""
+def date_bucket(article: Article, norm_text: str | None = None, *, fetch_time: bool = False) -> str:
+    """The key's trip bucket: YYYY-MM of published_at, else (``fetch_time``) of fetched_at, else the latest
+    month/year written in the text."""
     if article.published_at is not None:
         return article.published_at.strftime("%Y-%m")
+    if fetch_time and article.fetched_at is not None:
+        return article.fetched_at.astimezone(UTC).strftime("%Y-%m")
     text = norm_text if norm_text is not None else normalize(article.text[:200_000])
     years = [(m.start(), int(m.group(1))) for m in _YEAR_RE.finditer(text)]
     if not years:
@@ -883,7 +886,7 @@ def _meeting_participants(sent: Sentence, hits: list[Hit], s: int, e: int, fi: i
     """Who takes part in a meeting (trigger at s..e, its "في" at fi): its subject and object, partners after "مع",
     those listed after "بينهم", and the ones named around the venue (hosts are sorted out by the caller)."""
     toks = sent.toks
-    if toks[s] in _DUAL_VERBS or toks[s][1:] in _DUAL_VERBS and toks[s][0] in "وف":
+    if _with_conj(toks[s], _DUAL_VERBS):
         # "حيث اجتمعا برئيس الوزراء نتنياهو في القدس": the two named before, not the last person named
         cands = list(pair) if pair else []
     else:
@@ -1378,12 +1381,19 @@ _VENUE_EVENT = frozenset(normalize(w) for w in (
     "يختتم", "تواصل", "استمر", "سيعقد", "سينطلق", "سيبدأ", "سيجري"))
 
 
+def _with_conj(tok: str, words: frozenset[str]) -> bool:
+    """``tok`` is one of ``words``, alone or after an attached "و"/"ف" ("وانتهت", "فاجتمعا")."""
+    return tok in words or tok[:1] in ("و", "ف") and tok[1:] in words
+
+
 def _talks_venue(sent: Sentence, hits: list[Hit]) -> Place | None:
     """The place talks are said to be held at in this sentence: a talks noun followed, within a few words and no
     punctuation, by "في <place>"; a talks noun with the city as its complement ("محادثات إسطنبول", not "محادثات
     طهران وواشنطن": two parties); or "في <place>" right after a leading event verb ("انتهت في إسطنبول، اليوم، أول
     جولة من المحادثات")."""
     toks, stems = sent.toks, sent.stems
+    if _VENUE_TALKS.isdisjoint(stems) and _VENUE_TALKS.isdisjoint(toks):
+        return None  # (most sentences with a place name no talks)
     nouns = [i for i, st in enumerate(stems) if st in _VENUE_TALKS or toks[i] in _VENUE_TALKS]
     if not nouns:
         return None
@@ -1411,8 +1421,7 @@ def _talks_venue(sent: Sentence, hits: list[Hit]) -> Place | None:
 def _lead_venue(sent: Sentence, hits: list[Hit]) -> Place | None:
     """"انتهت في العاصمة المصرية، مساء الثلاثاء، جولة المحادثات ...": the venue right after a leading event verb."""
     toks = sent.toks
-    if len(toks) > 2 and toks[1] == "في" and (toks[0] in _VENUE_EVENT or toks[0][1:] in _VENUE_EVENT
-                                               and toks[0][0] in "وف"):
+    if len(toks) > 2 and toks[1] == "في" and _with_conj(toks[0], _VENUE_EVENT):
         # "في الرياض"; "في قصر الدرعية بالرياض", "في مدينة جدة": the first place before any punctuation
         for s, _e, _k, p in of_kind(hits, "place"):
             if 2 <= s <= 5 and not any(t in PUNCT for t in toks[2:s]):
@@ -1566,8 +1575,9 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
         if mentions:
             coref.register(mentions)
             if "remote" not in kinds and not background:  # (heads with a trip of their own are skipped later)
-                heads.extend(m for m in mentions if _delegation_head(m) or m.country and m.high and not m.former
-                             and _leads_delegation(sent, m))
+                leads = not _LEADS.isdisjoint(sent.stems)  # (else no mention can lead or join a delegation)
+                heads.extend(m for m in mentions if _delegation_head(m) or leads and m.country and m.high
+                             and not m.former and _leads_delegation(sent, m))
         if "place" in kinds and "remote" not in kinds and not background \
                 and (venue := _talks_venue(sent, hits)) is not None and not _background(sent, hits):
             venues.append((sent, venue, "upcoming" if "future" in kinds else "arrived"))
@@ -1701,10 +1711,7 @@ def extract_visits(article: Article, *, fetch_time_bucket: bool = False) -> list
     found = extract_from_doc(doc, kn)
     if not found:
         return []
-    if fetch_time_bucket and article.published_at is None and article.fetched_at is not None:
-        bucket = article.fetched_at.astimezone(UTC).strftime("%Y-%m")
-    else:
-        bucket = date_bucket(article)
+    bucket = date_bucket(article, fetch_time=fetch_time_bucket)
     # one visit per person and destination; a role-only mention merges into the named person of its office
     merged: dict[tuple[str, str], _Found] = {}
     order: list[tuple[str, str]] = []
