@@ -183,8 +183,8 @@ def _present_officials(doc: Doc) -> set[str]:
 
 
 def _hamza_al(sent: Sentence, j: int) -> bool:
-    """Token j is written with "إل" (a name such as "إلهام", "إلياس"), not the article "ال"."""
-    return sent.toks[j].startswith("ال") and surface(sent, (j, j + 1), strip_particles=False).startswith("إل")
+    """Token j is written with "إل"/"أل" (a name such as "إلهام", "إلياس", "ألكسندر"), not the article "ال"."""
+    return sent.toks[j].startswith("ال") and surface(sent, (j, j + 1), strip_particles=False).startswith(("إل", "أل"))
 
 
 def _name_after(sent: Sentence, i: int, hon: set[int], kn: Knowledge) -> tuple[int, int] | None:
@@ -212,6 +212,30 @@ def _name_after(sent: Sentence, i: int, hon: set[int], kn: Knowledge) -> tuple[i
             or _article_on_bare(sent, j, kn)):
         return None  # not clearly delimited (a known word such as a place or a trigger ends a name): running text
     return (i, j)
+
+
+def _plain_name_word(sent: Sentence, j: int, kn: Knowledge) -> bool:
+    """Token j can be part of an unknown written name: no punctuation, function word, digit or known word."""
+    t, st = sent.toks[j], sent.stems[j]
+    return not (t in PUNCT or t in STOPWORDS or len(t) < 2 or t.isdigit()
+                or (st in kn.vocab.words and st not in kn.name_words and t.endswith(st)
+                    and not _article_on_bare(sent, j, kn)))
+
+
+def _name_before(sent: Sentence, s: int, kn: Knowledge, taken: set[int]) -> tuple[int, int] | None:
+    """An unknown written name (2-3 plain words) set before a title with a comma: "وصل X Y، وزير الخارجية
+    الأمريكي". The name must open the clause: after a trigger word, a punctuation mark or the sentence start."""
+    if s < 3 or sent.toks[s - 1] != ",":
+        return None
+    e = s - 1
+    i = e
+    while i > 0 and e - i < 3 and i - 1 not in taken and _plain_name_word(sent, i - 1, kn):
+        i -= 1
+    if e - i < 2 or (sent.toks[i].startswith(("ال", "و")) and not _hamza_al(sent, i)):
+        return None
+    if i and sent.toks[i - 1] not in PUNCT and sent.stems[i - 1] not in kn.vocab.words:
+        return None  # not delimited: the words run on from unknown text
+    return (i, e)
 
 
 # Titles whose own wording may name a country ("المبعوث الأممي الخاص إلى اليمن", "الموفد الأميركي لدى لبنان"):
@@ -288,6 +312,8 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
     place_ends: dict[int, int] | None = None  # start -> end of places and nationalities, made when an envoy needs it
     used: set[int] = set()
     out: list[Mention] = []
+    # words of other hits (officials, titles, places, triggers) are never part of a name written before a title
+    taken = {i for hs, he, _k, _p in hits for i in range(hs, he)} | hon
     for s, e, t in titles:
         m = Mention(s, e, title=t)
         inner: list[int] = []
@@ -300,6 +326,12 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
             inner = [ts for ts, _te, _t in titles if e <= ts < limit and ts not in hon] if len(titles) > 1 else []
             if inner:
                 limit = min(limit, inner[0] + 1) if not t.delegation else limit
+            # "رئيس الجمهورية الإسلامية الإيرانية": the country's name begins inside the title
+            if not t.org_only and (within := next((ns for ns in range(s + 1, e) if ns in nats and nats[ns][0] > e),
+                                                  None)) is not None:
+                m.country = nats[within][1]
+                m.end = nats[within][0]
+                limit = k
             while k < limit and (toks[k] == '"' or toks[k] not in PUNCT and toks[k] not in ("الي", "في")):
                 if k in orgs:
                     m.org = orgs[k][1]
@@ -397,6 +429,9 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
             if span:
                 m.name = span
                 m.end = span[1]
+            elif m.country and not t.org and (span := _name_before(sent, s, kn, taken)):
+                m.name = span  # "وصل X Y، وزير الخارجية الأمريكي": the name opens the mention
+                m.start = span[0]
         out.append(m)
     covered = {i for m in out for i in range(m.start, m.end)} if offs else set()
     for s, (e, off) in offs.items():
@@ -1590,11 +1625,11 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
                 pair, pair_idx = [a, b], si
         if fs:
             last, last_idx = fs[-1].mention, si
-        elif people and any(m.official for m in people) and si - found_idx > LAST_KEEP:
+        elif people and any(m.official or m.name for m in people) and si - found_idx > LAST_KEEP:
             # (a visit reported in the last sentences keeps its traveller as the context: "وأكد الرئيس السيسي ...
             # ويزور بلنكن ... بزيارة القدس" is still the guest's tour)
             # the context is the sentence's named official, preferably not the counterpart someone meets
-            offs_ = [m for m in people if m.official]
+            offs_ = [m for m in people if m.official or m.name]  # (a written name: "وصل X، وزير ...")
             last = next((m for m in offs_ if not (m.title and m.title.id == "counterpart")), offs_[0])
             last_idx = si
     found.extend(_venue_visits(venues, heads, found, kn))
