@@ -999,6 +999,24 @@ def _attendance(sent: Sentence, hits: list[Hit], s: int, e: int, kinds: set[str]
     return [_Found(m, sent, place, status) for m in subj]
 
 
+_RELATIVE = frozenset({"الذي", "التي", "اللذين", "اللذان", "الذين", "اللتين", "اللتان"})
+
+
+def _relative_subject(toks: list[str], s: int, before: list[Mention]) -> Mention | None:
+    """The person a relative clause opening the trigger at s is about: "التقى السيسي وزير الخارجية الإيراني الذي
+    يزور القاهرة", "... بحث مع الوزير، الذي يقوم بزيارة ...": the one met is the traveller of this clause, even
+    though the meeting made him its object."""
+    k = s - 1
+    if k >= 1 and toks[k] not in _RELATIVE and _lead_tense(toks[k]) is not None:
+        k -= 1  # "الذي يقوم بزيارة"
+    if k < 1 or toks[k] not in _RELATIVE:
+        return None
+    k -= 1
+    while k >= 0 and toks[k] == ",":
+        k -= 1
+    return next((m for m in reversed(before) if m.end == k + 1), None)
+
+
 def _noun_trip(sent: Sentence, hits: list[Hit], s: int, e: int, before: list[Mention], after: list[Mention],
                adj_before: list[Mention], hosts: set[int], negs: list[int], status: str,
                future: bool) -> list[_Found]:
@@ -1010,6 +1028,8 @@ def _noun_trip(sent: Sentence, hits: list[Hit], s: int, e: int, before: list[Men
     if not subj and e + 2 < len(toks) and toks[e + 1] in ("بها", "بهما") and sent.stems[e] in _CARRIED_OUT:
         subj = [m for m in after if m.start == e + 2]  # "زيارة قامت بها رئيسة المفوضية الأوروبية إلى القاهرة"
     pstart = subj[0].end if subj else e
+    if not subj and toks[s] in ("زياره", "جوله") and (rel := _relative_subject(toks, s, before)) is not None:
+        subj = [rel]  # "... نظيره الإيراني الذي يقوم بزيارة إلى القاهرة"
     if not subj and toks[s] in ("زياره", "جوله") and adj_before and _skip_aside(toks, adj_before[-1].end) == s \
             and id(adj_before[-1]) not in hosts:
         subj = adj_before[-1:]  # "بدأ الوزير الإيطالي زيارة رسمية إلى بيروت"
@@ -1236,9 +1256,12 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 continue
         # travel: the subject right before the verb, else right after it, else earlier, else the previous visitor
         subj = []
+        rel = None
         dual = not _DUAL.isdisjoint(toks[max(0, s - 3):s]) or (e < len(toks) and toks[e] in _DUAL)
         if dual and pair and not [m for m in adj_before + after[:1] if m.title is None or m.title.id != "minister"]:
             subj = list(pair)  # "وكان الوزيران قد وصلا إلى جدة": the two named before
+        elif (rel := _relative_subject(toks, s, before)) is not None:
+            subj = [rel]  # "التقى السيسي وزير الخارجية الإيراني الذي يزور القاهرة": the one met is the traveller
         elif adj_before and id(adj_before[-1]) not in hosts:
             subj = [adj_before[-1]]
             if id(subj[0]) not in subjects and "," in toks[subj[0].end:s]:
@@ -1295,6 +1318,9 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             places = _places_after(hits, sent, e, subj[0].start, direct_ok=e)
         if not places:
             places = _places_after(hits, sent, start, stop, direct_ok=start)
+        if not places and rel is not None and subj[0] is rel and status != "upcoming":
+            # "التقى السيسي في القاهرة الوزير ... الذي وصل في زيارة مفاجئة": the venue named before him
+            places = _places_after(hits, sent, 0, rel.start, need_fi=True)[-1:]
         if not places and toks[s - 1:s] == ["كما"] and found and found[-1].sentence is sent:
             places = [(s, found[-1].place)]  # "وصل X إلى القاهرة، كما وصل وفد ...": the same place
         elif not places and s == 1 and toks[0] == "كما" and prev_place is not None and status == "arrived":
