@@ -829,6 +829,12 @@ def _words_between(sent: Sentence, hits: list[Hit], a: int, b: int) -> int:
 # "القمة التي عقدت في X", "المؤتمر المنعقد في X": the venue of the event someone attends
 _HELD = frozenset(normalize(w) for w in ("عقدت", "عقد", "تعقد", "يعقد", "انعقدت", "انعقد", "تنعقد", "ينعقد", "المنعقدة",
                                          "المنعقد", "المقامة", "المقام", "استضافت", "تستضيفها", "تستضيفه"))
+# a host city as the subject of the hosting verb: "القمة التي استضافتها نيروبي"
+_HOSTED_BY = frozenset(normalize(w) for w in ("استضافتها", "استضافته", "تستضيفها", "تستضيفه", "ستستضيفها",
+                                              "ستستضيفه", "احتضنتها", "احتضنته", "تحتضنها", "تحتضنه"))
+# an event named by its city: "قمة نيروبي", "مؤتمر جنيف", "محادثات جدة"
+_EVENT_OF_CITY = frozenset(normalize(w) for w in ("قمة", "مؤتمر", "اجتماع", "اجتماعات", "محادثات", "مباحثات",
+                                                  "مفاوضات", "منتدى", "لقاء", "جولة"))
 _BARE_INVITATION = frozenset(normalize(w) for w in ("دعوة", "الدعوة", "دعوات", "يدعو", "تدعو", "دعا", "دعت", "ويدعو",
                                                     "ودعا", "ودعت"))
 _ACCEPTED = frozenset(normalize(w) for w in ("تلبية", "استجابة", "تلبيه", "استجابه", "قبل", "قبلت", "لبى", "لبت"))
@@ -984,11 +990,21 @@ def _attendance(sent: Sentence, hits: list[Hit], s: int, e: int, kinds: set[str]
     if not subj:
         return []
     venue = _lead_venue(sent, hits)  # "انتهت في القاهرة جولة المحادثات التي شارك فيها X"
-    places = [(2, venue)] if venue is not None else _places_after(hits, sent, e, len(toks), need_fi=True)
+    lo = max([e] + [m.end for m in subj if m.start >= e])  # (after the trigger and its subjects)
+    # "شارك في قمة نيروبي": the event is named by its city (before any "في X" further on, often a topic)
+    places = [(2, venue)] if venue is not None else [
+        (ps, p) for ps, _pe, _k, p in of_kind(hits, "place")
+        if e < ps <= lo + 4 and toks[ps - 1] in _EVENT_OF_CITY
+        and not toks[ps].startswith(("وال", "بال", "لل")) and "." not in toks[e:ps]][:1]
+    if not places:
+        places = _places_after(hits, sent, e, len(toks), need_fi=True)
     if not places:
         # "شارك في القمة العربية التي عقدت في الرياض": the venue in a relative clause about the event
-        held = next((i for i in range(e, min(len(toks), e + 8)) if sent.stems[i] in _HELD), None)
-        if held is not None:
+        held = next((i for i in range(e, min(len(toks), lo + 8)) if sent.stems[i] in _HELD or toks[i] in _HOSTED_BY),
+                    None)
+        if held is not None and toks[held] in _HOSTED_BY:
+            places = _places_after(hits, sent, held + 1, held + 2, need_intro=False)
+        elif held is not None:
             places = _places_after(hits, sent, held + 1, held + 3, need_fi=True)
     place = places[0][1] if places else None
     if place is None:
