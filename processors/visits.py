@@ -286,6 +286,10 @@ _AGENT_OF = frozenset(normalize(w) for w in ("مبعوث", "موفد", "ممثل
                                              "مستشارة", "رسالة", "رسائل", "إدارة", "حكومة", "نظام", "عهد"))
 
 
+# generic titles that refer back to an international official named before ("المسؤول الأممي")
+_BACK_REFERENCES = frozenset({"un-official"})
+
+
 def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
               coref: _Coref | None = None) -> list[Mention]:
     offs: dict[int, tuple[int, Official]] = {}
@@ -432,6 +436,10 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
             elif m.country and not t.org and (span := _name_before(sent, s, kn, taken)):
                 m.name = span  # "وصل X Y، وزير الخارجية الأمريكي": the name opens the mention
                 m.start = span[0]
+        if t.id in _BACK_REFERENCES and m.name is None and m.official is None and coref is not None \
+                and coref.intl is not None:
+            out.append(_alias(coref.intl, s, m.end, role_span=(s, m.end)))  # "المسؤول الأممي": the one named before
+            continue
         out.append(m)
     covered = {i for m in out for i in range(m.start, m.end)} if offs else set()
     for s, (e, off) in offs.items():
@@ -514,6 +522,7 @@ class _Coref:
     offices: dict[str, Mention] = field(default_factory=dict)  # office -> the traveller holding it ("رئيس الوزراء")
     ministers: dict[str, Mention | None] = field(default_factory=dict)  # country -> its one minister (None: several)
     roles: list[tuple[tuple[str, ...], Mention]] = field(default_factory=list)  # travellers' written roles
+    intl: Mention | None = None  # the latest traveller holding an international office ("المسؤول الأممي" later)
 
     def by_role_prefix(self, words: list[str]) -> Mention | None:
         """The latest traveller whose written role starts with these words: "الأمين العام" after "الأمين العام
@@ -1289,7 +1298,9 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
         else:
             earlier = [m for m in before if id(m) not in hosts]
             subj_ = [m for m in earlier if id(m) in subjects]
-            if subj_ and earlier[-1] is not subj_[-1] and id(earlier[-1]) not in subjects \
+            if kind == "tour" and found and found[-1].mention.sent is sent and found[-1].mention.start < s:
+                subj = [found[-1].mention]  # "وتتوجه X إلى رام الله للقاء Y، ضمن جولة تشمل مصر": X's tour
+            elif subj_ and earlier[-1] is not subj_[-1] and id(earlier[-1]) not in subjects \
                     and not (s - earlier[-1].end <= 3):
                 subj = subj_[-1:]  # "هوكشتاين سيلتقي ... نتنياهو غداً، على أن يعود": the meeting's subject
             elif earlier and (kind == "tour" or s - earlier[-1].end <= BACK_WINDOW or id(earlier[-1]) in subjects):
@@ -1369,6 +1380,14 @@ def _real_places(sent: Sentence, hits: list[Hit], kn: Knowledge) -> list[Hit]:
         if other is not None:  # (rebuilt as Hits, so the rules keep reading one kind at a time)
             hits = Hits((s, e, k, Place(None, other.country)) if k == "place" and sent.toks[s] in _KINGDOM
                         else (s, e, k, p) for s, e, k, p in hits)
+    if "العاصمه" in sent.toks:
+        # "العاصمة الإدارية الماليزية بوتراجايا": a capital named by its kind belongs to the adjective after it
+        nat_at = {ns: c for ns, _ne, _k, c in of_kind(hits, "nat")}
+        swap = {s: nat_at[e] for s, e, _k, p in of_kind(hits, "place")
+                if sent.toks[s] == "العاصمه" and e in nat_at and nat_at[e] != p.country}
+        if swap:
+            hits = Hits((s, e, k, Place(None, swap[s])) if k == "place" and s in swap else (s, e, k, p)
+                        for s, e, k, p in hits)
     if kn.bare_places.isdisjoint(sent.stems) or not any(
             k == "place" and _article_on_bare(sent, s, kn) for s, _e, k, _p in of_kind(hits, "place")):
         return hits
@@ -1646,6 +1665,9 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
             role = f.mention.title or (kn.titles.get(f.mention.official.role) if f.mention.official else None)
             if role is not None and role.id != "counterpart":
                 coref.offices[role.as_role or role.id] = f.mention
+            if f.mention.country is None and (role is not None and role.org or (
+                    f.mention.official is not None and f.mention.official.country is None)):
+                coref.intl = f.mention
             rs = f.mention.role_span
             if rs is not None and f.mention.alias_of is None:
                 coref.roles.append((tuple((f.mention.sent or sent).toks[rs[0]:rs[1]]), f.mention))
