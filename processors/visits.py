@@ -187,25 +187,37 @@ def _hamza_al(sent: Sentence, j: int) -> bool:
     return sent.toks[j].startswith("ال") and surface(sent, (j, j + 1), strip_particles=False).startswith(("إل", "أل"))
 
 
+# honorifics that announce a personal name (not titles such as "رئيس", which may begin the next person's role)
+_NAME_HONORIFICS = frozenset({"الامير", "الاميره", "الشيخ", "الشيخه", "السيد", "السيده", "الدكتور", "الدكتوره"})
+
+
 def _name_after(sent: Sentence, i: int, hon: set[int], kn: Knowledge) -> tuple[int, int] | None:
     """An unknown written name (2-3 plain words) right after token i, skipping commas and honorifics."""
     toks, n = sent.toks, len(sent.toks)
+    i0 = i
     while i < n and (toks[i] in PUNCT and toks[i] in ",\"" or i in hon):
         i += 1
+    # after an honorific ("الأمير يزيد بن فرحان", "الشيخ محمد بن عبد الرحمن") a name is expected: its words may
+    # also be common words, and "بن" links its parts
+    honoured = any(toks[k] in _NAME_HONORIFICS for k in range(i0, i))
+    longest = 5 if honoured else 3
     j = i
-    while j < n and j - i < 4:
+    while j < n and j - i < longest + 1:
         t = toks[j]
         st = sent.stems[j]
         if j > i and t == "الله":  # "عبد الله اليحيا"
             j += 1
             continue
+        if honoured and j > i and t in ("بن", "بنت") and j + 1 < n and toks[j + 1] not in PUNCT:
+            j += 1
+            continue
         if (t in PUNCT or t in STOPWORDS or len(t) < 2 or t.isdigit()
                 or (st in kn.vocab.words and st not in kn.name_words and t.endswith(st)
-                    and not _article_on_bare(sent, j, kn))
+                    and not _article_on_bare(sent, j, kn) and not (honoured and j - i < 2))
                 or (j == i and t.startswith(("ال", "لل", "بال", "وال", "و")) and not _hamza_al(sent, j))):
             break
         j += 1
-    if j - i < 2 or j - i > 3:
+    if j - i < 2 or j - i > longest or toks[j - 1] in ("بن", "بنت"):
         return None
     if j < n and toks[j] not in PUNCT and toks[j] not in STOPWORDS and (
             sent.stems[j] not in kn.vocab.words or sent.stems[j] in kn.name_words or not toks[j].endswith(sent.stems[j])
@@ -1024,6 +1036,7 @@ def _attendance(sent: Sentence, hits: list[Hit], s: int, e: int, kinds: set[str]
     return [_Found(m, sent, place, status) for m in subj]
 
 
+_RECEIVES = frozenset(normalize(w) for w in ("لاستقبال", "تستقبل", "ستستقبل", "استقبلت", "تستعد لاستقبال"))
 _RELATIVE = frozenset({"الذي", "التي", "اللذين", "اللذان", "الذين", "اللتين", "اللتان"})
 
 
@@ -1345,9 +1358,11 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             places = _places_after(hits, sent, e, subj[0].start, direct_ok=e)
         if not places:
             places = _places_after(hits, sent, start, stop, direct_ok=start)
-        if not places and rel is not None and subj[0] is rel and status != "upcoming":
+        if not places and rel is not None and subj[0] is rel:
             # "التقى السيسي في القاهرة الوزير ... الذي وصل في زيارة مفاجئة": the venue named before him
-            places = _places_after(hits, sent, 0, rel.start, need_fi=True)[-1:]
+            places = _places_after(hits, sent, 0, rel.start, need_fi=True)[-1:] or [
+                (ps, p) for ps, pe, _k, p in of_kind(hits, "place")
+                if pe < rel.start and pe < len(toks) and toks[pe] in _RECEIVES][-1:]  # "تتهيأ بيروت لاستقبال X"
         if not places and toks[s - 1:s] == ["كما"] and found and found[-1].sentence is sent:
             places = [(s, found[-1].place)]  # "وصل X إلى القاهرة، كما وصل وفد ...": the same place
         elif not places and s == 1 and toks[0] == "كما" and prev_place is not None and status == "arrived":
