@@ -362,6 +362,9 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
                     # "رئيس الوزراء ووزير الخارجية القطري": a second title before the adjective is fine
                     break
                 k += 1
+            if m.country is None and t.delegation and s >= 2 and s - 1 in nats and nats[s - 1][0] == s and (
+                    toks[s - 2] in _SEND or sent.stems[s - 2] in _SEND):
+                m.country = nats[s - 1][1]  # "أرسلت مصر وفدا": the sender's delegation
             if m.country is None and t.delegation:
                 back = [(os_, oe_, o) for os_, (oe_, o) in orgs.items() if 0 <= s - oe_ <= 2]
                 if back:
@@ -422,6 +425,11 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
             ahead = []
         if inner and not t.delegation:
             ahead = []  # "مبعوثي الرئيس الأمريكي دونالد ترامب": the name belongs to the inner title
+        if ahead and any(m.end <= ts < ahead[0] and (t2.id == offs[ahead[0]][1].role or t2.delegation)
+                         for ts, _te, t2 in titles):
+            # "الرئيس الأمريكي مبعوثه الخاص ستيف ويتكوف", "الرئيس الفلسطيني وفدا برئاسة حسين الشيخ": the name is
+            # the next title's
+            ahead = []
         if ahead and ahead[0] > k and offs[ahead[0]][1].role != t.id and not t.delegation \
                 and any(toks[x] in ("الي", "في") for x in range(k, ahead[0])):
             ahead = []  # "وزير الخارجية المصري إلى الخرطوم حاملا رسالة السيسي": another person, further on
@@ -1036,6 +1044,7 @@ def _attendance(sent: Sentence, hits: list[Hit], s: int, e: int, kinds: set[str]
     return [_Found(m, sent, place, status) for m in subj]
 
 
+_SEND = frozenset(normalize(w) for w in ("أرسل", "أرسلت", "وأرسل", "وأرسلت", "أرسلها", "أرسله", "أوفد", "أوفدت"))
 _RECEIVES = frozenset(normalize(w) for w in ("لاستقبال", "تستقبل", "ستستقبل", "استقبلت", "تستعد لاستقبال"))
 _RELATIVE = frozenset({"الذي", "التي", "اللذين", "اللذان", "الذين", "اللتين", "اللتان"})
 
@@ -1068,6 +1077,14 @@ def _noun_trip(sent: Sentence, hits: list[Hit], s: int, e: int, before: list[Men
     pstart = subj[0].end if subj else e
     if not subj and toks[s] in ("زياره", "جوله") and (rel := _relative_subject(toks, s, before)) is not None:
         subj = [rel]  # "... نظيره الإيراني الذي يقوم بزيارة إلى القاهرة"
+    if not subj and toks[s] in ("زياره", "جوله") and (toks[s - 2:s] == ["في", "اطار"] or toks[s - 1:s] == ["ضمن"]):
+        # "تفقد X، وكيل الأمين العام ...، منفذ رفح ...، في إطار زيارة لمصر": the trip of the sentence's subject
+        opener = [m for m in before if m.high and id(m) not in hosts and m.sent is sent]
+        if opener and opener[0].start <= 3:
+            stop = next((i for i in range(e, min(len(toks), e + 3)) if toks[i] in PUNCT), min(len(toks), e + 3))
+            places = _places_after(hits, sent, e, stop)  # "في إطار زيارة لمصر" (not "جولة إقليمية، ويتوجه إلى X")
+            st = "ongoing" if status == "arrived" and not future else status
+            return [_Found(opener[0], sent, place, st) for _ps, place in places]
     if not subj and toks[s] in ("زياره", "جوله") and adj_before and _skip_aside(toks, adj_before[-1].end) == s \
             and id(adj_before[-1]) not in hosts:
         subj = adj_before[-1:]  # "بدأ الوزير الإيطالي زيارة رسمية إلى بيروت"
@@ -1295,8 +1312,27 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
         # travel: the subject right before the verb, else right after it, else earlier, else the previous visitor
         subj = []
         rel = None
+        send = toks[s] in _SEND or sent.stems[s] in _SEND
+        if send:
+            # "أرسلت مصر وفدا أمنيا إلى تل أبيب", "أرسل الرئيس الأمريكي مبعوثه إلى الدوحة": the one sent travels, on
+            # behalf of the sender named before him; "المساعدات التي أرسلها المغرب": no one
+            near = [m for m in after[:2] if m.start - e <= 8]
+            if len(near) == 2 and near[0].start - e <= 1 and near[1].start - near[0].end <= 3:
+                sent_ = near[1]  # "أوفد الرئيس السيسي رئيس المخابرات إلى تل أبيب": the second is sent
+            elif near and near[0].title is not None and near[0].start - e <= 4 and (
+                    near[0].title.delegation or near[0].title.id in ENVOY_TITLES or near[0].title.as_role == "envoy"):
+                sent_ = near[0]  # "أرسلت مصر وفدا"
+            else:
+                continue
+            if sent_.country is None:
+                by = [m.country for m in after if m.end <= sent_.start and m.country] or [
+                    p.country for ps, _pe, _k, p in of_kind(hits, "place") if e <= ps < sent_.start]
+                sent_.country = by[0] if by else None
+            hosts.update(id(m) for m in after if m.end <= sent_.start)  # (the sender stays home)
         dual = not _DUAL.isdisjoint(toks[max(0, s - 3):s]) or (e < len(toks) and toks[e] in _DUAL)
-        if dual and pair and not [m for m in adj_before + after[:1] if m.title is None or m.title.id != "minister"]:
+        if send:
+            subj = [sent_]
+        elif dual and pair and not [m for m in adj_before + after[:1] if m.title is None or m.title.id != "minister"]:
             subj = list(pair)  # "وكان الوزيران قد وصلا إلى جدة": the two named before
         elif (rel := _relative_subject(toks, s, before)) is not None:
             subj = [rel]  # "التقى السيسي وزير الخارجية الإيراني الذي يزور القاهرة": the one met is the traveller
@@ -1352,7 +1388,7 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
         if any(start <= cs < stop for cs, _ce, _k, _p in of_kind(hits, "companion")):
             stop = min(len(toks), stop + 8, max(nxt, stop))  # "X، إلى جانب مسؤول ملف الرهائن، إلى الدوحة"
         places = []
-        if start > e and subj[0].sent is sent and subj[0].start > e:
+        if start > e and subj[0].sent is sent and subj[0].start > e and not send:
             # "وصل إلى القاهرة وفد من حركة حماس": the place between the verb and its subject is the destination
             # (a place after the subject may be its title's: "يصل إلى بيروت المبعوث الأميركي إلى سوريا")
             places = _places_after(hits, sent, e, subj[0].start, direct_ok=e)
