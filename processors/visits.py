@@ -736,6 +736,10 @@ _DIRECTION = frozenset({"جنوب", "جنوبي", "شمال", "شمالي", "ش�
 _INTRO_PREFIX = ("ل", "ب", "وب", "ول", "فب", "فل")
 
 
+_ALLOTTED = frozenset(normalize(w) for w in ("المخصصة", "المخصص", "المخصصين", "المتجهة", "المتجه", "الموجهة",
+                                              "الموجه", "مخصصة", "متجهة"))
+
+
 def _places_after(hits: list[Hit], sent: Sentence, start: int, stop: int, *, direct_ok: int | None = None,
                   need_intro: bool = True, need_fi: bool = False) -> list[tuple[int, Place]]:
     """The first acceptable place in [start, stop) and the places coordinated with it.
@@ -765,8 +769,9 @@ def _places_after(hits: list[Hit], sent: Sentence, start: int, stop: int, *, dir
                 last_end = e
                 continue
             break
-        if prev in ("من", "منذ", "عن") or prev in _CONCERNING and raw.startswith("ب"):
-            continue  # an origin; "لجنة المانحين الخاصة بفلسطين" (concerning Palestine)
+        if prev in ("من", "منذ", "عن") or prev in _CONCERNING and raw.startswith("ب") or prev in _ALLOTTED:
+            # an origin; "لجنة المانحين الخاصة بفلسطين" (concerning Palestine); "المساعدات المخصصة لقطاع غزة"
+            continue
         if prev == "الي" and s >= 2 and toks[s - 2].startswith(_DELIVERY):
             continue  # "تمهيداً لإدخالها إلى قطاع غزة": where goods go, not where the traveller goes
         # "العاصمة المغربية الرباط": the capital named after its adjective
@@ -1332,6 +1337,12 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
         dual = not _DUAL.isdisjoint(toks[max(0, s - 3):s]) or (e < len(toks) and toks[e] in _DUAL)
         if send:
             subj = [sent_]
+        elif toks[max(0, s - 2):s] in (["قبل", "ان"], ["بعد", "ان"], ["علي", "ان"]) and found \
+                and found[-1].sentence is sent and found[-1].mention.sent is sent \
+                and id(found[-1].mention) not in hosts:
+            # "سيتوجه X من العريش إلى القاهرة للقاء الرئيس Y، قبل أن يغادر إلى عمّان": the traveller of the main
+            # clause goes on, not the one he meets
+            subj = [found[-1].mention]
         elif dual and pair and not [m for m in adj_before + after[:1] if m.title is None or m.title.id != "minister"]:
             subj = list(pair)  # "وكان الوزيران قد وصلا إلى جدة": the two named before
         elif (rel := _relative_subject(toks, s, before)) is not None:
