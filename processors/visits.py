@@ -28,8 +28,10 @@ How a visit is found, sentence by sentence:
   country + office slug; international offices use the office (``un-secretary-general``).
 * *bucket*: the calendar month (``YYYY-MM``, UTC) of the article's ``published_at``. Reports of one trip
   are published within days of each other, and a month is coarse enough that outlets a day apart
-  agree (a trip straddling a month end can split in two keys; the novelty window then still
-  merges nothing wrongly, it only raises two alerts). An article without a date uses the latest
+  agree. A trip the sentence names by a day relative to the dated article ("غداً الثلاثاء" for a trip to come,
+  or a weekday ahead; "أمس" for one reported) takes that day's month (``trip_bucket``), so the reports of 30
+  November and 1 December of a trip on 1 December share a key; otherwise a trip straddling a month end can
+  split in two keys (the novelty window then still merges nothing wrongly, it only raises two alerts). An article without a date uses the latest
   "month year" or numeric date ("9/1/2025" day/month/year, "2025-01-09") written in its text, else the
   latest year, else ``undated`` (a bare weekday, "اليوم الخميس", cannot be placed deterministically). In the
   stream (``enrich_article``) an article without a date takes the month it was fetched instead: it is news of
@@ -43,7 +45,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from datetime import UTC
+from datetime import UTC, timedelta
 from itertools import pairwise
 from operator import itemgetter
 
@@ -664,6 +666,35 @@ def date_bucket(article: Article, norm_text: str | None = None, *, fetch_time: b
     return f"{y:04d}-{after[0]:02d}" if after else f"{y:04d}"
 
 
+_WEEKDAYS = {normalize(w): i for i, w in enumerate(("الاثنين", "الثلاثاء", "الأربعاء", "الخميس", "الجمعة", "السبت",
+                                                     "الأحد"))}  # (Monday = 0, as datetime.weekday)
+_WEEKDAYS["الاثنين"] = 0
+_WEEKDAYS[normalize("الإثنين")] = 0
+
+
+def trip_bucket(article: Article, sent: Sentence, status: str, bucket: str) -> str:
+    """The key's month of one trip: the article's month, moved to the month of the trip's day when the sentence
+    names it relative to a dated article ("يتوجه ... غداً الثلاثاء إلى واشنطن" in a report of 30 November is a
+    trip of 1 December; "وصل أمس" in one of 1 March, of February), so reports on either side of a month's end
+    share a key."""
+    if article.published_at is None:
+        return bucket
+    toks = sent.toks
+    delta: int | None = None
+    if status == "upcoming":
+        if "غدا" in toks:
+            delta = 2 if "بعد" in toks[max(0, toks.index("غدا") - 1):toks.index("غدا")] else 1
+        else:
+            day = next((_WEEKDAYS[t] for t in toks if t in _WEEKDAYS), None)
+            if day is not None:
+                delta = (day - article.published_at.weekday()) % 7 or 7
+    elif "امس" in toks:  # (a weekday alone does not say whether a reported trip is past or to come)
+        delta = -2 if toks[max(0, toks.index("امس") - 1)] == "اول" else -1
+    if not delta:
+        return bucket
+    return (article.published_at + timedelta(days=delta)).strftime("%Y-%m")
+
+
 # --- surface text ----------------------------------------------------------------------------------
 
 _Aligned = tuple[list[re.Match[str]], list[int] | None]
@@ -1049,6 +1080,8 @@ def _attendance(sent: Sentence, hits: list[Hit], s: int, e: int, kinds: set[str]
     return [_Found(m, sent, place, status) for m in subj]
 
 
+_HELD_BY = frozenset(normalize(w) for w in ("أجراها", "عقدها", "أجراهما", "عقدهما", "يجريها", "يعقدها", "سيجريها",
+                                             "سيعقدها"))
 _SEND = frozenset(normalize(w) for w in ("أرسل", "أرسلت", "وأرسل", "وأرسلت", "أرسلها", "أرسله", "أوفد", "أوفدت"))
 _RECEIVES = frozenset(normalize(w) for w in ("لاستقبال", "تستقبل", "ستستقبل", "استقبلت", "تستعد لاستقبال"))
 _RELATIVE = frozenset({"الذي", "التي", "اللذين", "اللذان", "الذين", "اللتين", "اللتان"})
@@ -1272,6 +1305,9 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             subj = [m for m in adj_before[-1:]
                     if id(m) not in hosts and not (set(toks[_skip_aside(toks, m.end):s]) & PUNCT) - ok_punct]
             k = e
+            if e < len(toks) and toks[e] in _HELD_BY and after and after[0].start == e + 1 \
+                    and id(after[0]) not in hosts:
+                subj, k = [after[0]], after[0].end  # "بعد أيام من محادثات أجراها رئيس الوزراء القطري في واشنطن"
             while k < min(len(toks), e + 3) and toks[k] != "في" and toks[k] not in PUNCT and not (
                     k in place_starts and toks[k].startswith("ب") and toks[k] != sent.stems[k]):
                 k += 1  # "محادثات رسمية في", "محادثات مكثفة في", "محادثات بدمشق"
@@ -1917,6 +1953,7 @@ def extract_visits(article: Article, *, fetch_time_bucket: bool = False) -> list
         else:
             t = m.title
         role_en = t.en if t else None
+        month = trip_bucket(article, f.sentence, f.status, bucket)
         if t and m.country and not t.org and not m.org:
             role_en = f"{m.country} {t.en}"
         elif m.org:
@@ -1925,7 +1962,8 @@ def extract_visits(article: Article, *, fetch_time_bucket: bool = False) -> list
             visitor=visitor, visitor_id=_visitor_id(m, kn), role=role, role_en=role_en,
             visitor_country=m.country, destination_city=cities[k], destination_country=f.place.country,
             status=f.status, first_in=f.extra.get("first_in"),  # type: ignore[arg-type]
-            key=f"{f.extra.get('trip') or f.identity}>{f.place.country}@{bucket}", evidence=f.sentence.text[:500],
+            key=f"{f.extra.get('trip') or f.identity}>{f.place.country}@{month}",
+            evidence=f.sentence.text[:500],
             article_id=article.id, source=article.source, url=article.url, title=article.title,
             published_at=article.published_at, replay=article.replay,
         ))

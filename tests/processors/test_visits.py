@@ -115,3 +115,26 @@ def test_the_stream_keys_an_undated_article_by_its_fetch_month() -> None:
     stream = extract_visits(a, fetch_time_bucket=True)[0].key
     assert stream == extract_visits(dated, fetch_time_bucket=True)[0].key == "us-foreign-minister>QA@2025-01"
     assert extract_visits(a)[0].key == "us-foreign-minister>QA@2021-03"  # the CLI: a date written in the text
+
+
+@pytest.mark.parametrize(
+    ("published", "body", "key"),
+    [
+        # Monday 30 November: "tomorrow, Tuesday" is 1 December
+        (datetime(2026, 11, 30, 9, tzinfo=UTC), "يتوجه رئيس الوزراء القطري غداً الثلاثاء إلى واشنطن.",
+         "qa-prime-minister>US@2026-12"),
+        # a weekday named for a trip to come: the next such day
+        (datetime(2026, 11, 29, 9, tzinfo=UTC), "يصل وزير الخارجية التركي إلى الدوحة يوم الثلاثاء.",
+         "tr-foreign-minister>QA@2026-12"),
+        # "yesterday" in a report of 1 March
+        (datetime(2025, 3, 1, 9, tzinfo=UTC), "وصل وزير الخارجية التركي إلى الدوحة أمس.",
+         "tr-foreign-minister>QA@2025-02"),
+        # a weekday alone on a reported arrival: the article's month
+        (datetime(2025, 1, 5, 9, tzinfo=UTC), "وصل وزير الخارجية التركي إلى الدوحة الاثنين.",
+         "tr-foreign-minister>QA@2025-01"),
+    ],
+    ids=["tomorrow-across-month-end", "weekday-ahead", "yesterday-across-month-start", "weekday-past-stays"],
+)
+def test_a_trip_named_by_a_day_near_a_month_end_takes_that_days_month(published: datetime, body: str,
+                                                                        key: str) -> None:
+    assert [v.key for v in extract_visits(Article(id="x", body=body, published_at=published))] == [key]
