@@ -26,19 +26,18 @@ How a visit is found, sentence by sentence:
   travels), else country + office (``eg-intelligence-chief``, ``us-envoy``), so "اللواء حسن رشاد" in one
   outlet and "رئيس المخابرات المصرية" in another share a key; unnamed role mentions use the same
   country + office slug; international offices use the office (``un-secretary-general``).
-* *bucket*: the calendar month (``YYYY-MM``, UTC) of the article's ``published_at``. Reports of one trip
-  are published within days of each other, and a month is coarse enough that outlets a day apart
-  agree. A trip the sentence names by a day relative to the dated article ("غداً الثلاثاء" for a trip to come,
-  or a weekday ahead; "أمس" for one reported) takes that day's month (``trip_bucket``), so the reports of 30
-  November and 1 December of a trip on 1 December share a key; otherwise a trip straddling a month end can
-  split in two keys (the novelty window then still merges nothing wrongly, it only raises two alerts). An article without a date uses the latest
-  "month year" or numeric date ("9/1/2025" day/month/year, "2025-01-09") written in its text, else the
-  latest year, else ``undated`` (a bare weekday, "اليوم الخميس", cannot be placed deterministically). In the
-  stream (``enrich_article``) an article without a date takes the month it was fetched instead: it is news of
-  that moment, and the archive keeps the fetch time for replays. ``trucewatch classify`` gives an undated
-  report the key of the same trip reported with a date in its input (``join_undated``).
-  Keys depend only on the article's text and ``published_at``, never on the wall clock, so replays give
-  the same keys.
+* *bucket*: the calendar month (``YYYY-MM``, UTC) of the article's ``published_at``. Reports of one trip are
+  published within days of each other, and a month is coarse enough that outlets a day apart agree. A trip the
+  sentence names by a day relative to the dated article ("غداً الثلاثاء" for a trip to come, or a weekday ahead;
+  "أمس" for one reported) takes that day's month (``trip_bucket``), so the reports of 30 November and 1 December of
+  a trip on 1 December share a key; otherwise a trip straddling a month end can split in two keys (the novelty
+  window then still merges nothing wrongly, it only raises two alerts). An article without a date uses the latest
+  "month year" or numeric date ("9/1/2025" day/month/year, "2025-01-09") written in its text, else the latest year,
+  else ``undated`` (a bare weekday, "اليوم الخميس", cannot be placed deterministically). In the stream
+  (``enrich_article``) an article without a date takes the month it was fetched instead: it is news of that moment,
+  and the archive keeps the fetch time for replays. ``trucewatch classify`` gives an undated report the key of the
+  same trip reported with a date in its input (``join_undated``). Keys depend only on the article's text and
+  ``published_at``, never on the wall clock, so replays give the same keys.
 """
 
 from __future__ import annotations
