@@ -503,6 +503,23 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
                     if span:
                         m.name, m.high = span, True
                         m.end = span[1]
+    # "ويرأس وفد الحكومة الكونغولية نائب رئيس الوزراء وزير الداخلية X": the person after the delegation's titles
+    # heads it (and takes its country)
+    if len(out) == 1 or any(m.start and m.title is not None and m.title.delegation for m in out):
+        title_at = {ts: te for ts, te, _t in titles}
+        for d in out:
+            if d.title is None or not d.title.delegation or d.name is not None or d.official is not None \
+                    or not d.start or toks[d.start - 1] not in _LEADS:
+                continue
+            if d.end not in title_at:
+                continue
+            # the name after the titles (some of them unknown: "نائب رئيس الوزراء وزير الداخلية"), in the clause
+            for k in range(title_at[d.end], min(len(toks), d.end + 9)):
+                if toks[k] in PUNCT or k in offs:
+                    break  # (a known official after the titles is a mention of his own)
+                if (span := _name_after(sent, k, hon, kn)) is not None:
+                    d.name, d.end, d.high = span, span[1], True
+                    break
     # the leader's own mention inside a delegation's ("وفد كويتي برئاسة وزير الخارجية X"): the delegation speaks
     dele = [m for m in out if m.title and m.title.delegation and m.end - m.start > 2]
     if dele:
@@ -1081,6 +1098,7 @@ def _attendance(sent: Sentence, hits: list[Hit], s: int, e: int, kinds: set[str]
 
 _HELD_BY = frozenset(normalize(w) for w in ("أجراها", "عقدها", "أجراهما", "عقدهما", "يجريها", "يعقدها", "سيجريها",
                                              "سيعقدها"))
+_MEDIATED_BY = frozenset(normalize(w) for w in ("بوساطة", "وبوساطة", "برعاية", "وبرعاية"))
 _SEND = frozenset(normalize(w) for w in ("أرسل", "أرسلت", "وأرسل", "وأرسلت", "أرسلها", "أرسله", "أوفد", "أوفدت"))
 _RECEIVES = frozenset(normalize(w) for w in ("لاستقبال", "تستقبل", "ستستقبل", "استقبلت", "تستعد لاستقبال"))
 _RELATIVE = frozenset({"الذي", "التي", "اللذين", "اللذان", "الذين", "اللتين", "اللتان"})
@@ -1279,6 +1297,10 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             if place is None:
                 continue
             cands = _meeting_participants(sent, hits, s, e, fi, mentions, after, adj_before, pair)
+            # "التقى X، Y، في باريس، بوساطة المبعوث الأمريكي Z": the mediator of a meeting held there is there too
+            cands += [m for m in mentions if m not in cands and m.start > e and (
+                toks[m.start - 1] in _MEDIATED_BY or m.start >= 2 and toks[m.start - 2] in _MEDIATED_BY
+                and toks[m.start - 1] == ",")]
             if all(id(m) in hosts for m in cands):  # "اجتمع مع الرئيس المصري": the subject is the one just named
                 earlier = [m for m in before if id(m) not in hosts]
                 cands += earlier[-1:] if earlier else ([last] if last is not None else [])
@@ -1611,6 +1633,23 @@ def _talks_venue(sent: Sentence, hits: list[Hit]) -> Place | None:
     return None
 
 
+_DELEGATIONS = frozenset({"الوفدان", "الوفدين", "الوفود", "وفود", "وفدا"})
+
+
+def _delegations_arrive(sent: Sentence, hits: list[Hit]) -> Place | None:
+    """Where the delegations of talks arrive: "وصل الوفدان الروسي والأوكراني إلى مدينة إسطنبول", "وقد وصل الوفدان إلى
+    الدوحة" (their heads, named nearby, are the travellers)."""
+    toks = sent.toks
+    if _DELEGATIONS.isdisjoint(toks):
+        return None
+    for _s, e, _k, st in of_kind(hits, "trig"):
+        if st in ("arrived", "upcoming") and any(toks[i] in _DELEGATIONS for i in range(e, min(len(toks), e + 2))):
+            places = _places_after(hits, sent, e, min(len(toks), e + 12))
+            if places:
+                return places[0][1]
+    return None
+
+
 def _lead_venue(sent: Sentence, hits: list[Hit]) -> Place | None:
     """"انتهت في العاصمة المصرية، مساء الثلاثاء، جولة المحادثات ...": the venue right after a leading event verb."""
     toks = sent.toks
@@ -1622,8 +1661,9 @@ def _lead_venue(sent: Sentence, hits: list[Hit]) -> Place | None:
     return None
 
 
-_LEADS = frozenset(normalize(w) for w in ("ترأس", "يترأس", "يرأس", "ترأست", "تترأس", "ترأسه", "قاد", "يقود", "قادت",
-                                          "تقود", "ضم", "يضم", "ضمت", "تضم"))  # (and "وضم الوفد الأمريكي X": a member)
+# (and "وضم الوفد الأمريكي X": a member); with a conjunction too ("ويرأس الوفد الأوكراني X": a stem keeps the "و")
+_LEADS = frozenset(c + normalize(w) for c in ("", "و", "ف") for w in (
+    "ترأس", "يترأس", "يرأس", "ترأست", "تترأس", "ترأسه", "قاد", "يقود", "قادت", "تقود", "ضم", "يضم", "ضمت", "تضم"))
 
 
 def _leads_delegation(sent: Sentence, m: Mention) -> bool:
@@ -1775,7 +1815,8 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
                 heads.extend(m for m in mentions if _delegation_head(m) or leads and m.country and m.high
                              and not m.former and _leads_delegation(sent, m))
         if "place" in kinds and "remote" not in kinds and not background \
-                and (venue := _talks_venue(sent, hits)) is not None and not _background(sent, hits):
+                and (venue := _talks_venue(sent, hits) or _delegations_arrive(sent, hits)) is not None \
+                and not _background(sent, hits):
             venues.append((sent, venue, "upcoming" if "future" in kinds else "arrived"))
         people = [m for m in mentions if m.high and (m.official or m.title)] if mentions else []
         named = [m for m in people if m.country and (m.official or m.name) and not m.former] if people else []
