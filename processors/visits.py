@@ -303,6 +303,11 @@ _AGENT_OF = frozenset(normalize(w) for w in ("مبعوث", "موفد", "ممثل
 _BACK_REFERENCES = frozenset({"un-official"})
 
 
+# places named after people ("مطار حيدر علييف", "شارع الملك فيصل", "جامعة الملك سعود")
+_NAMED_AFTER = frozenset(normalize(w) for w in ("مطار", "شارع", "ميدان", "جامعة", "مسجد", "مستشفى", "قاعة", "جسر",
+                                                "قاعدة", "ميناء"))
+
+
 def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
               coref: _Coref | None = None) -> list[Mention]:
     offs: dict[int, tuple[int, Official]] = {}
@@ -315,6 +320,8 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
         if e < len(sent.toks) and sent.toks[e] in ("بن", "بنت", "ابن") and mode == "full" \
                 and not _longer_name_of(sent.toks, s, e, kn.officials[oid]):
             continue  # "الأمير محمد بن عبد الرحمن بن عبد العزيز": a longer lineage, another person
+        if s and (sent.stems[s - 1] in _NAMED_AFTER or s > 1 and sent.stems[s - 2] in _NAMED_AFTER):
+            continue  # "مطار حيدر علييف الدولي", "مطار معيتيقة": a place named after someone
         if mode != "context" or oid in present:
             offs[s] = (e, kn.officials[oid])
     for s, e, _k, payload in of_kind(hits, "nat"):
@@ -961,6 +968,10 @@ def _prev_sentence_place(prev_hits: list[Hit] | None, prev: Sentence | None) -> 
 _TO_CITY = frozenset({"في", "الي", "علي"})
 
 
+_PURPOSE = frozenset(normalize(w) for w in ("لبحث", "لمناقشة", "لبحثه", "حول", "بشأن", "بشان", "لاستعراض", "وبحث",
+                                             "وناقش", "ناقش", "بحث", "لتناول"))
+
+
 def _meeting_venue(sent: Sentence, hits: list[Hit], s: int, e: int, after: list[Mention],
                    place_starts: set[int]) -> tuple[int | None, Place | None]:
     """Where a meeting (trigger at s..e) takes place: ``(index of its "في", place)``; the place is None when none is
@@ -971,6 +982,8 @@ def _meeting_venue(sent: Sentence, hits: list[Hit], s: int, e: int, after: list[
         if m.start - anchor <= 3:
             anchor = m.end
     fi = next((i for i in range(anchor, min(len(toks), anchor + 4)) if toks[i] == "في"), None)
+    if fi is not None and not _PURPOSE.isdisjoint(toks[anchor:fi]):
+        fi = None  # "يلتقي نظيره لبحث الأوضاع في غزة": the topic's place, not the meeting's
     if fi is not None and fi + 1 not in place_starts:
         # "التقى في وقت سابق من اليوم في تل أبيب الرئيس": the venue is the "في" that names a place
         fi = next((i for i in range(fi, min(len(toks), anchor + 8))
@@ -1100,6 +1113,7 @@ _HELD_BY = frozenset(normalize(w) for w in ("أجراها", "عقدها", "أج�
                                              "سيعقدها"))
 _MEDIATED_BY = frozenset(normalize(w) for w in ("بوساطة", "وبوساطة", "برعاية", "وبرعاية"))
 _SEND = frozenset(normalize(w) for w in ("أرسل", "أرسلت", "وأرسل", "وأرسلت", "أرسلها", "أرسله", "أوفد", "أوفدت"))
+_AWAITS = frozenset(normalize(w) for w in ("تنتظر", "تترقب", "ينتظر", "يترقب", "تستعد", "تتهيأ"))
 _RECEIVES = frozenset(normalize(w) for w in ("لاستقبال", "تستقبل", "ستستقبل", "استقبلت", "تستعد لاستقبال"))
 _RELATIVE = frozenset({"الذي", "التي", "اللذين", "اللذان", "الذين", "اللتين", "اللتان"})
 
@@ -1164,6 +1178,10 @@ def _noun_trip(sent: Sentence, hits: list[Hit], s: int, e: int, before: list[Men
     # "زيارة الوزير الأردن ..." (a subject after the noun) does not
     direct = e if subj[0].end <= s else None
     places = _places_after(hits, sent, pstart, min(len(toks), pstart + 6), direct_ok=direct)
+    if not places and s >= 2 and toks[s - 1] in _AWAITS:
+        # "القاهرة تنتظر وصول وفد من حركة حماس": the city that awaits the arrival
+        places = [(ps, p) for ps, pe, _k, p in of_kind(hits, "place") if pe == s - 1][:1]
+        status = "upcoming"
     return [_Found(subj[0], sent, place, status) for _ps, place in places]
 
 
@@ -1266,6 +1284,11 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 host, anchor = after[0], after[0].end
             else:
                 continue
+            if last is not None and (host.alias_of is (last.alias_of or last) or (
+                    host.official is not None and host.official is last.official) or (
+                    host.official is None and host.name is None and host.country == last.country and host.title
+                    is not None and (host.title.id == "minister" or host.title is last.title))):
+                continue  # "وصل الوزير الأرميني إلى باكو ... واستقبل الوزير الأرميني في المطار نائب الوزير": received
             # "استقبل رئيس مجلس السيادة ... الفريق أول ركن عبد الفتاح البرهان، ... ضيفه المبعوث": the host's own name
             # (a mention of the host's country right after his title) is part of the host
             own = next((m for m in mentions if m.start >= anchor and m is not host), None)
@@ -1332,6 +1355,12 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             while k < min(len(toks), e + 3) and toks[k] != "في" and toks[k] not in PUNCT and not (
                     k in place_starts and toks[k].startswith("ب") and toks[k] != sent.stems[k]):
                 k += 1  # "محادثات رسمية في", "محادثات مكثفة في", "محادثات بدمشق"
+            # "أجرى في القدس مباحثات": the place between the leading verb and the noun
+            held_at = [p for ps, pe, _k, p in of_kind(hits, "place") if pe == s and ps >= 2 and toks[ps - 1] == "في"
+                       and _lead_tense(toks[ps - 2]) is not None] if subj else []
+            if held_at and not any(0 <= subj[0].start - ne <= 1 for ne in negs):
+                found.append(_Found(subj[0], sent, held_at[0], "upcoming" if future else "arrived"))
+                continue
             if not subj or k >= len(toks) or toks[k] in PUNCT or any(0 <= subj[0].start - ne <= 1 for ne in negs):
                 continue
             # "في عمان", "في مدينة العقبة", "في العاصمة المغربية الرباط", "بدمشق"
