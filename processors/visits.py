@@ -1009,6 +1009,9 @@ def _meeting_venue(sent: Sentence, hits: list[Hit], s: int, e: int, after: list[
     places = _places_after(hits, sent, fi + 1, fi + 2, need_intro=False) if fi is not None else []
     if not places and fi is not None and fi + 1 < len(toks) and toks[fi + 1] in ("مدينه", "منتجع", "العاصمه"):
         places = _places_after(hits, sent, fi + 2, fi + 4)  # "في مدينة العلمين", "في العاصمة المصرية القاهرة"
+    if not places and fi is not None:  # "في البيت الأبيض بالعاصمة واشنطن", "في قصر الضيافة بمدينة جدة"
+        places = [(ps, p) for ps, _pe, _k, p in of_kind(hits, "place")
+                  if fi + 2 < ps <= fi + 5 and toks[ps - 1] in ("بالعاصمه", "بمدينه") and "," not in toks[fi:ps]][:1]
     if not places and s >= 2 and toks[s - 1] == "حيث":  # "ثم رام الله حيث التقيا الرئيس الفلسطيني"
         places = [(ps, p) for ps, pe, _k, p in of_kind(hits, "place")
                   if pe == s - 1 or pe == s - 2 and toks[s - 2] == ","][-1:]
@@ -1113,6 +1116,8 @@ _HELD_BY = frozenset(normalize(w) for w in ("أجراها", "عقدها", "أج�
                                              "سيعقدها"))
 _MEDIATED_BY = frozenset(normalize(w) for w in ("بوساطة", "وبوساطة", "برعاية", "وبرعاية"))
 _SEND = frozenset(normalize(w) for w in ("أرسل", "أرسلت", "وأرسل", "وأرسلت", "أرسلها", "أرسله", "أوفد", "أوفدت"))
+# "زيارة سموه", "زيارة معاليه": the honorific pronoun of the sentence's subject
+_HIS_EXCELLENCY = frozenset(normalize(w) for w in ("سموه", "معاليه", "فخامته", "دولته", "سيادته", "سعادته"))
 _AWAITS = frozenset(normalize(w) for w in ("تنتظر", "تترقب", "ينتظر", "يترقب", "تستعد", "تتهيأ"))
 _RECEIVES = frozenset(normalize(w) for w in ("لاستقبال", "تستقبل", "ستستقبل", "استقبلت", "تستعد لاستقبال"))
 _RELATIVE = frozenset({"الذي", "التي", "اللذين", "اللذان", "الذين", "اللتين", "اللتان"})
@@ -1146,11 +1151,16 @@ def _noun_trip(sent: Sentence, hits: list[Hit], s: int, e: int, before: list[Men
     pstart = subj[0].end if subj else e
     if not subj and toks[s] in ("زياره", "جوله") and (rel := _relative_subject(toks, s, before)) is not None:
         subj = [rel]  # "... نظيره الإيراني الذي يقوم بزيارة إلى القاهرة"
-    if not subj and toks[s] in ("زياره", "جوله") and (toks[s - 2:s] == ["في", "اطار"] or toks[s - 1:s] == ["ضمن"]):
-        # "تفقد X، وكيل الأمين العام ...، منفذ رفح ...، في إطار زيارة لمصر": the trip of the sentence's subject
-        opener = [m for m in before if m.high and id(m) not in hosts and m.sent is sent]
-        if opener and opener[0].start <= 3:
-            stop = next((i for i in range(e, min(len(toks), e + 3)) if toks[i] in PUNCT), min(len(toks), e + 3))
+    honorific = e < len(toks) and toks[e] in _HIS_EXCELLENCY
+    if not subj and toks[s] in ("زياره", "جوله") and (toks[s - 2:s] == ["في", "اطار"] or toks[s - 1:s] == ["ضمن"]
+                                                      or honorific):
+        # "تفقد X، وكيل الأمين العام ...، منفذ رفح ...، في إطار زيارة لمصر", "التقى الشيخ تميم ... في مستهل زيارة
+        # سموه الرسمية إلى الولايات المتحدة": the trip of the sentence's subject
+        # (an honorific names the sentence's first person even when a meeting made him its object)
+        opener = [m for m in before if m.high and (honorific or id(m) not in hosts) and m.sent is sent]
+        if opener and opener[0].start <= 6:  # (after honorifics: "التقى حضرة صاحب السمو الشيخ تميم")
+            reach = e + (5 if honorific else 3)
+            stop = next((i for i in range(e, min(len(toks), reach)) if toks[i] in PUNCT), min(len(toks), reach))
             places = _places_after(hits, sent, e, stop)  # "في إطار زيارة لمصر" (not "جولة إقليمية، ويتوجه إلى X")
             st = "ongoing" if status == "arrived" and not future else status
             return [_Found(opener[0], sent, place, st) for _ps, place in places]
