@@ -1120,6 +1120,7 @@ _SEND = frozenset(normalize(w) for w in ("أرسل", "أرسلت", "وأرسل",
 _HIS_EXCELLENCY = frozenset(normalize(w) for w in ("سموه", "معاليه", "فخامته", "دولته", "سيادته", "سعادته"))
 _AWAITS = frozenset(normalize(w) for w in ("تنتظر", "تترقب", "ينتظر", "يترقب", "تستعد", "تتهيأ"))
 _RECEIVES = frozenset(normalize(w) for w in ("لاستقبال", "تستقبل", "ستستقبل", "استقبلت", "تستعد لاستقبال"))
+_ASIDE_OPEN = frozenset({"علي", "برفقه", "ضمن", "بصفته", "بصفتها"})  # "على رأس وفد وزاري،"
 _RELATIVE = frozenset({"الذي", "التي", "اللذين", "اللذان", "الذين", "اللتين", "اللتان"})
 
 
@@ -1479,8 +1480,13 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             # "برنياع ورئيس جهاز الأمن العام (الشاباك) رونين بار", "السراج، والقائد العام للقوات المسلحة المشير
             # خليفة حفتر": a coordinated title we do not know
             and_title = 0 < len(rest) <= 7 and rest[0][:1] == "و" and rest[0] not in _NOT_AND and "," not in rest
+            # "وصل إلى القاهرة X على رأس وفد وزاري، ووزير الخارجية النرويجي Y الذي تترأس بلاده لجنة ...، ومفوضة
+            # الاتحاد الأوروبي Z": after an aside or a relative clause closed by a comma, "و" + the next person
+            listed = first.start > e and len(gap) >= 2 and gap[-1] == "," and _conj(sent, m.start) and (
+                len(gap) <= 6 and gap[0] in _ASIDE_OPEN or len(gap) <= 14 and gap[0] in _RELATIVE) \
+                and PUNCT.isdisjoint(gap[:-1]) and "," not in gap[:-1]
             if m.start >= link.end and (m.start - link.end <= 1 and (_conj(sent, m.start) or gap == [","])
-                                        or and_title) and (m.start < s or m.start > e):
+                                        or and_title or listed) and (m.start < s or m.start > e):
                 subj.append(m)
                 link = m
                 if "," not in gap:
