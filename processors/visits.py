@@ -69,7 +69,8 @@ STOPWORDS = frozenset(
     "اليوم امس أمس غدا يوم صباح مساء الليله الاحد الاثنين الثلاثاء الاربعاء الخميس الجمعه السبت "
     "قال قالت اكد أكد اكدت اعلن أعلن اعلنت اشار أشار اوضح شدد بحث ناقش دعا طالب اضاف أضاف وقال واكد "
     "وذلك وفق وفقا بحسب حسب او أو ثم بين ضمن اثر إثر بسبب لبحث لمناقشه للقاء وسط نحو حول الي "
-    "هو هي هم كان كانت يكون ليس لا لم لن ما ماذا متى كيف والذي والتي فيما بينما اذ إذ اذا إذا".split()
+    "هو هي هم كان كانت يكون ليس لا لم لن ما ماذا متى كيف والذي والتي فيما بينما اذ إذ اذا إذا "
+    "كذلك أيضا أيضاً ايضا بدوره بدورها بدورهم".split()
 )
 # token forms are normalised (ة->ه, ى->ي, أ->ا), so normalise the stopword list too
 STOPWORDS = frozenset(normalize(w) for w in STOPWORDS)
@@ -1968,6 +1969,11 @@ def _valid(f: _Found, kn: Knowledge) -> bool:
     return True
 
 
+def _back_ref(m: Mention) -> bool:
+    """A generic back-reference ("المسؤول الأممي") rather than a named person or a specific office."""
+    return m.title is not None and m.title.id in _BACK_REFERENCES and m.official is None
+
+
 def _absorb(into: _Found, f: _Found, cities: dict[tuple[str, str], str | None], k: tuple[str, str]) -> None:
     """Merge a second report of the same visit in one article: fill the city and first_in."""
     if not cities[k] and f.place.city:
@@ -2025,6 +2031,13 @@ def extract_visits(article: Article, *, fetch_time_bucket: bool = False) -> list
             cities[k] = f.place.city
         else:
             _absorb(merged[k], f, cities, k)
+    # "المسؤول الأممي" (a headline or a later sentence) is the one international traveller to that country
+    for k in [k for k in order if _back_ref(merged[k].mention)]:
+        into = [k2 for k2 in order if k2 != k and k2[1] == k[1] and merged[k2].mention.country is None
+                and not _back_ref(merged[k2].mention)]
+        if len(into) == 1:
+            _absorb(merged[into[0]], merged.pop(k), cities, into[0])
+            order.remove(k)
     out: list[Visit] = []
     aligned: dict[str, _Aligned] = {}  # sentence text -> its normalised tokens' positions, for surface()
     for k in order:
