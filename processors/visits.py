@@ -300,6 +300,7 @@ _AGENT_OF = frozenset(normalize(w) for w in ("مبعوث", "موفد", "ممثل
                                              "مستشارة", "رسالة", "رسائل", "إدارة", "حكومة", "نظام", "عهد"))
 
 
+_STATE_WORDS = frozenset(normalize(w) for w in ("جمهورية", "دولة", "مملكة", "سلطنة", "إمارة"))
 # generic titles that refer back to an international official named before ("المسؤول الأممي")
 _BACK_REFERENCES = frozenset({"un-official"})
 
@@ -371,6 +372,10 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
                     # "رئيس الوزراء ووزير الخارجية القطري": a second title before the adjective is fine
                     break
                 k += 1
+            if m.country is None and not t.org_only and k < len(toks) - 2 and toks[k] == "في" \
+                    and toks[k + 1] in _STATE_WORDS and k + 2 in nats:
+                m.country = nats[k + 2][1]  # "وزير التجارة والتكامل في جمهورية كازاخستان"
+                m.end = nats[k + 2][0]
             if m.country is None and t.delegation and s >= 2 and s - 1 in nats and nats[s - 1][0] == s and (
                     toks[s - 2] in _SEND or sent.stems[s - 2] in _SEND):
                 m.country = nats[s - 1][1]  # "أرسلت مصر وفدا": the sender's delegation
