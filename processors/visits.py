@@ -1202,9 +1202,39 @@ def _noun_trip(sent: Sentence, hits: list[Hit], s: int, e: int, before: list[Men
     return [_Found(subj[0], sent, place, status) for _ps, place in places]
 
 
+_HONOUR_WORDS = frozenset(normalize(w) for w in ("معالي", "سمو", "فخامة", "دولة", "السيد", "السيدة", "الدكتور",
+                                                 "سعادة", "صاحب", "السمو"))
+
+
+def _bare_host(sent: Sentence, hits: list[Hit], e: int, mentions: list[Mention]) -> int | None:
+    """End of a host named by a title alone right after the hosting verb ("استقبل معالي السيد وزير الخارجية"), a
+    title no mention was made of (it names no country: the report's own, as wire copy writes it)."""
+    toks = sent.toks
+    k = e
+    while k < len(toks) and toks[k] in _HONOUR_WORDS:
+        k += 1
+    title = next((te for ts, te, _k, _p in of_kind(hits, "title") if ts == k), None)
+    if title is None or any(m.start <= k < m.end for m in mentions):
+        return None
+    return title
+
+
+def _dateline(doc: Doc) -> Place | None:
+    """The place of a wire report's dateline ("مسقط في 12 أبريل /العُمانية/", "الرياض - واس"): a city opening the
+    body's first sentence, followed by a date, a dash, a slash or a bracket."""
+    for sent, hits in zip(doc.sentences[doc.n_title:doc.n_title + 2], doc.hits[doc.n_title:doc.n_title + 2],
+                          strict=False):
+        toks = sent.toks
+        place = next((p for s, _e, _k, p in of_kind(hits, "place") if s == 0 and p.city), None)
+        if place is not None and any(t in ("-", "/", "(", ":", "–") or t.isdigit() or t == "في" and j == 0
+                                     for j, t in enumerate(toks[1:6])):
+            return place  # type: ignore[no-any-return]
+    return None
+
+
 def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], last: Mention | None,
                     kn: Knowledge, prev_place: Place | None = None, kinds: set[str] | None = None,
-                    pair: list[Mention] | None = None) -> list[_Found]:
+                    pair: list[Mention] | None = None, home: Place | None = None) -> list[_Found]:
     toks = sent.toks
     if kinds is None:
         kinds = {k for _s, _e, k, _p in hits}
@@ -1293,6 +1323,19 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
         if future and status != "upcoming":
             status = "upcoming"
         if kind == "hosting":
+            if home is not None and not adj_before and (bare := _bare_host(sent, hits, e, mentions)) is not None:
+                # "استقبل معالي السيد وزير الخارجية كلًّا على حدة، X، وY" in a report datelined Muscat: the host
+                # is named by his office alone, at home; the guests follow
+                places = _places_after(hits, sent, e, len(toks), need_fi=True)
+                place = places[0][1] if places else home
+                prev_end = -2
+                for g in [m for m in mentions if m.start >= bare]:
+                    appositive = g.start - prev_end <= 1 and g.official is None and g.name is None \
+                        and not _conj(sent, g.start)  # "ستيف ويتكوف المبعوث الخاص للرئيس الأمريكي": the same man
+                    prev_end = g.end
+                    if not appositive and (g.title is None or g.title.id != "counterpart"):
+                        found.append(_Found(g, sent, place, "upcoming" if future or _imperfect(toks[s]) else "arrived"))
+                continue
             if adj_before and not after:
                 continue
             if adj_before:
@@ -1778,6 +1821,7 @@ def _venue_visits(venues: list[tuple[Sentence, Place, str]], heads: list[Mention
 def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
     """Visits found in an analysed article (not yet deduplicated)."""
     present = _present_officials(doc)
+    home = _dateline(doc)  # where a wire report was filed: the country of a host named by his office alone
     found: list[_Found] = []
     last: Mention | None = None
     last_idx = -10
@@ -1814,7 +1858,7 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
                 if also:
                     prev_place = found[-1].place
                 fs = _trigger_visits(sent, hits, mentions, ctx, kn, prev_place, kinds,
-                                     pair if si - pair_idx <= 4 else None)
+                                     pair if si - pair_idx <= 4 else None, home)
                 fs = [f for f in fs if _valid(f, kn)]
                 if fs and _background(sent, hits):
                     fs = []
