@@ -1493,7 +1493,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             subj = list(pair)  # "وكان الوزيران قد وصلا إلى جدة": the two named before
         elif (rel := _relative_subject(toks, s, before)) is not None:
             subj = [rel]  # "التقى السيسي وزير الخارجية الإيراني الذي يزور القاهرة": the one met is the traveller
-        elif adj_before and id(adj_before[-1]) not in hosts:
+        elif adj_before and id(adj_before[-1]) not in hosts \
+                and _CLAUSE_OPENERS.isdisjoint(toks[adj_before[-1].end:s]):  # (not "X، بينما وصل Y")
             subj = [adj_before[-1]]
             if id(subj[0]) not in subjects and "," in toks[subj[0].end:s]:
                 # "هوكشتاين سيلتقي ... نتنياهو غداً، على أن يعود إلى واشنطن": the meeting's subject goes on
@@ -1601,12 +1602,23 @@ def _real_places(sent: Sentence, hits: list[Hit], kn: Knowledge) -> list[Hit]:
         if swap:
             hits = Hits((s, e, k, Place(None, swap[s])) if k == "place" and s in swap else (s, e, k, p)
                         for s, e, k, p in hits)
-    if kn.bare_places.isdisjoint(sent.stems) or not any(
-            k == "place" and _article_on_bare(sent, s, kn) for s, _e, k, _p in of_kind(hits, "place")):
-        return hits
-    return Hits(h for h in hits if not (h[2] == "place" and _article_on_bare(sent, h[0], kn)))
+    if not (kn.bare_places.isdisjoint(sent.stems) or not any(
+            k == "place" and _article_on_bare(sent, s, kn) for s, _e, k, _p in of_kind(hits, "place"))):
+        hits = Hits(h for h in hits if not (h[2] == "place" and _article_on_bare(sent, h[0], kn)))
+    if not _PLACE_KIND_WORDS.isdisjoint(sent.toks):
+        # "وصل الوفد إلى المدينة السويسرية", "كما وصل إلى المنتجع المصري": a place named by its kind and country
+        toks = sent.toks
+        starts = {hs for hs, _he, _k, _p in of_kind(hits, "place")}
+        extra = {(h[0], h[1]): (h[0] - 1, h[1], "place", Place(None, h[3])) for h in of_kind(hits, "nat")
+                 if h[0] and toks[h[0] - 1] in _PLACE_KIND_WORDS and h[0] - 1 not in starts and h[0] not in starts}
+        if extra:
+            hits = Hits(x for h in hits for x in (
+                (h, extra[(h[0], h[1])]) if h[2] == "nat" and (h[0], h[1]) in extra else (h,)))
+    return hits
 
 
+_CLAUSE_OPENERS = frozenset({"بينما", "فيما", "عندما", "اذ"})
+_PLACE_KIND_WORDS = frozenset({"المدينه", "المنتجع", "البلده"})
 _CANCEL = frozenset(normalize(w) for w in ("ألغيت", "أُلغيت", "ألغي", "إلغاء", "أرجئت", "إرجاء", "تأجلت", "أجلت",
                                             "تأجيل", "ألغاها", "أرجأها", "ألغت", "أرجأت"))
 _TRIP_NOUNS = frozenset(normalize(w) for w in ("الزيارة", "زيارته", "زيارتها", "زيارة", "الرحلة", "رحلته", "جولته",
@@ -1842,6 +1854,8 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
         alias = bool(coref.surnames) and not coref.surnames.keys().isdisjoint(sent.toks)
         if "trig" in kinds:
             hits = _real_places(sent, hits, kn)
+            if "place" not in kinds and of_kind(hits, "place"):
+                kinds = kinds | {"place"}  # ("إلى المنتجع المصري": a place named by its kind and country)
             # "كما وصل وفد أوكراني رفيع ..." right after a reported arrival: to the same place
             also = sent.toks[:1] == ["كما"] and bool(found) and si - found_idx <= 2 and "place" not in kinds \
                 and "remote" not in kinds
