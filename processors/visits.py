@@ -1245,6 +1245,9 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
     if not _HEDGES.isdisjoint(toks):
         negs += [i + 1 for i in range(len(toks) - 1) if toks[i] in _HEDGES and _imperfect(toks[i + 1])]
     future = "future" in kinds
+    # "كما وصل X ...، فيما ينتظر أن ينضم غدا Y": a future word holds for its own clause only
+    fut_pos = [fs0 for fs0, _fe, _fk, _fp in of_kind(hits, "future")] \
+        if future and not _CLAUSE_OPENERS.isdisjoint(toks) else None
     trigs = sorted((s, e, p) for s, e, _k, p in of_kind(hits, "trig"))
     # objects of meetings, hosts of receptions and authors of invitations are hosts, never the travelling
     # subject of another trigger; the subject of a meeting ("يلتقي الوزير الألماني نتنياهو ... قبل أن يتوجه")
@@ -1319,6 +1322,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
         before = [m for m in mentions if m.end <= s]
         after = [m for m in mentions if m.start >= e and m.start - e <= FORWARD_WINDOW]
         adj_before = [m for m in before if s - m.end <= 3 or s - _skip_aside(toks, m.end) <= 3]  # (skip >= end)
+        if fut_pos is not None:
+            future = any(_CLAUSE_OPENERS.isdisjoint(toks[min(fp, s):max(fp, s)]) for fp in fut_pos)
         status = _STATUS.get(str(kind), "arrived")
         if future and status != "upcoming":
             status = "upcoming"
@@ -1562,6 +1567,10 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             places = _places_after(hits, sent, 0, rel.start, need_fi=True)[-1:] or [
                 (ps, p) for ps, pe, _k, p in of_kind(hits, "place")
                 if pe < rel.start and pe < len(toks) and toks[pe] in _RECEIVES][-1:]  # "تتهيأ بيروت لاستقبال X"
+        if not places and _JOINS.intersection(toks[s:e + 1]) and any(
+                toks[j] in _EVENT_NOUNS for j in range(e, min(len(toks), e + 3))):
+            # "فيما ينتظر أن ينضم إلى الاجتماع غدا X": the meeting of the arrival just reported
+            places = [(s, found[-1].place)] if found else ([(s, prev_place)] if prev_place is not None else [])
         if not places and toks[s - 1:s] == ["كما"] and found and found[-1].sentence is sent:
             places = [(s, found[-1].place)]  # "وصل X إلى القاهرة، كما وصل وفد ...": the same place
         elif not places and s == 1 and toks[0] == "كما" and prev_place is not None and status == "arrived":
@@ -1617,6 +1626,9 @@ def _real_places(sent: Sentence, hits: list[Hit], kn: Knowledge) -> list[Hit]:
     return hits
 
 
+_JOINS = frozenset(normalize(w) for w in ("ينضم", "سينضم", "انضم", "تنضم", "ستنضم", "انضمت"))
+_EVENT_NOUNS = frozenset(normalize(w) for w in ("الاجتماع", "الاجتماعات", "المحادثات", "المفاوضات", "المباحثات",
+                                                "المؤتمر", "القمة", "اللقاء", "الوفد", "الوفود"))
 _CLAUSE_OPENERS = frozenset({"بينما", "فيما", "عندما", "اذ"})
 _PLACE_KIND_WORDS = frozenset({"المدينه", "المنتجع", "البلده"})
 _CANCEL = frozenset(normalize(w) for w in ("ألغيت", "أُلغيت", "ألغي", "إلغاء", "أرجئت", "إرجاء", "تأجلت", "أجلت",
