@@ -1879,8 +1879,11 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
                 mentions = _mentions(sent, hits, kn, present, coref)
                 attend = any(p == "attend" for _s, _e, _k, p in of_kind(hits, "trig"))
                 prev_place = _prev_sentence_place(doc.hits[si - 1], doc.sentences[si - 1]) if si and attend else None
-                if attend and prev_place is None and found and found[-1].sentence is doc.sentences[si - 1]:
-                    prev_place = found[-1].place  # where the previous sentence's traveller arrived
+                if attend and prev_place is None and found and (found[-1].sentence is doc.sentences[si - 1] or (
+                        si - found_idx <= 2 and not _EVENT_NOUNS.isdisjoint(sent.toks))):
+                    # where the previous sentence's traveller arrived; "ومن المقرر أن يشارك في المؤتمر X": where
+                    # the conference just reported is held
+                    prev_place = found[-1].place
                 if also:
                     prev_place = found[-1].place
                 fs = _trigger_visits(sent, hits, mentions, ctx, kn, prev_place, kinds,
