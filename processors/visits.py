@@ -1502,7 +1502,7 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
     for si, (sent, hits) in enumerate(zip(doc.sentences, doc.hits, strict=True)):
         if not hits:
             continue
-        kinds = set(map(_KIND, hits))
+        kinds = set(hits.by_kind) if type(hits) is Hits else set(map(_KIND, hits))  # (the kinds: the index's keys)
         if "remote" in kinds and "trig" in kinds and not _STATED_TRIP.isdisjoint(sent.toks):
             hits, kinds = _presence_only(sent, hits)
         ctx = last if si - last_idx <= 3 else None
