@@ -34,6 +34,11 @@ VISIT_MEDIATION_BONUS = 1.0
 LEX_KINDS = frozenset(f"lex:{lab}" for lab in LABELS)
 SUP_KINDS = frozenset(f"sup:{lab}" for lab in LABELS)
 CON_KINDS = {f"con:{lab}": lab for lab in LABELS}
+# the same kinds as tuples: "any of these few kinds among a sentence's" looks up each of them in its by_kind index
+# (X.isdisjoint(by_kind) iterates over every kind of the sentence instead)
+_LEX_TUPLE = tuple(sorted(LEX_KINDS))
+_SUP_TUPLE = tuple(sorted(SUP_KINDS))
+_CON_TUPLE = tuple(CON_KINDS)
 _KIND = itemgetter(2)
 _COUNT = itemgetter(1)
 
@@ -66,10 +71,11 @@ def classify_doc(doc: Doc, kn: Knowledge, visits: int = 0) -> Labels:
         by = hits.by_kind if type(hits) is Hits else Hits(hits).by_kind  # the sentence's hits per kind
         for kind, lst in by.items():
             counts[kind] = counts.get(kind, 0) + len(lst)
-        if LEX_KINDS.isdisjoint(by):  # only sentences with lexicon terms score
+        if not any(k in by for k in _LEX_TUPLE):  # only sentences with lexicon terms score
             continue
-        suppressed = set() if SUP_KINDS.isdisjoint(by) else {str(p) for _s, _e, k, p in hits if k in SUP_KINDS}
-        cons = set() if CON_KINDS.keys().isdisjoint(by) else {CON_KINDS[k] for k in by if k in CON_KINDS}
+        suppressed = set() if not any(k in by for k in _SUP_TUPLE) \
+            else {str(p) for _s, _e, k, p in hits if k in SUP_KINDS}
+        cons = set() if not any(k in by for k in _CON_TUPLE) else {CON_KINDS[k] for k in by if k in CON_KINDS}
         mult = kn.title_weights if si < doc.n_title else None
         # each label's terms in sentence order ("lex:<label>" holds only that label's terms, and nothing below
         # mixes labels, so this is the same as one pass over all hits)
