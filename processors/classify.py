@@ -11,14 +11,12 @@ label's threshold; ``Label.score`` is raw/threshold (1.0 = the threshold).
 
 from __future__ import annotations
 
-from collections import Counter
-from itertools import chain
 from operator import itemgetter
 from typing import cast
 
 from processors.analysis import Doc, Hits, analyse_text, article_parts, compiled_twin, use_compiled
 from processors.knowledge import LABELS, Knowledge, get_knowledge
-from trucewatch.schema import Article, Label, Labels, Visit
+from trucewatch.schema import Article, Labels, Visit
 
 MAX_REPEAT = 3
 MAX_CONCRETE = 2  # substantive sentences (a label's ``concrete`` bonus) counted at most this many times
@@ -36,11 +34,16 @@ VISIT_MEDIATION_BONUS = 1.0
 LEX_KINDS = frozenset(f"lex:{lab}" for lab in LABELS)
 SUP_KINDS = frozenset(f"sup:{lab}" for lab in LABELS)
 CON_KINDS = {f"con:{lab}": lab for lab in LABELS}
+# the same kinds as tuples: "any of these few kinds among a sentence's" looks up each of them in its by_kind index
+# (X.isdisjoint(by_kind) iterates over every kind of the sentence instead)
+_LEX_TUPLE = tuple(sorted(LEX_KINDS))
+_SUP_TUPLE = tuple(sorted(SUP_KINDS))
+_CON_TUPLE = tuple(CON_KINDS)
 _KIND = itemgetter(2)
 _COUNT = itemgetter(1)
 
 
-def _domain_factors(counts: Counter[str], kn: Knowledge) -> dict[str, float]:
+def _domain_factors(counts: dict[str, int], kn: Knowledge) -> dict[str, float]:
     factors = dict.fromkeys(LABELS, 1.0)
     for kind, n in counts.items():
         if not kind.startswith("dom:"):
@@ -61,14 +64,18 @@ def classify_doc(doc: Doc, kn: Knowledge, visits: int = 0) -> Labels:
     concrete = dict.fromkeys(LABELS, 0)
     truce = False  # a mediated truce term seen
     mediated = kn.mediated_terms
+    counts: dict[str, int] = {}  # hits per kind, kinds in order of first hit (as a Counter over all hits)
     for si, hits in enumerate(doc.hits):
         if not hits:
             continue
         by = hits.by_kind if type(hits) is Hits else Hits(hits).by_kind  # the sentence's hits per kind
-        if LEX_KINDS.isdisjoint(by):  # only sentences with lexicon terms score
+        for kind, lst in by.items():
+            counts[kind] = counts.get(kind, 0) + len(lst)
+        if not any(k in by for k in _LEX_TUPLE):  # only sentences with lexicon terms score
             continue
-        suppressed = set() if SUP_KINDS.isdisjoint(by) else {str(p) for _s, _e, k, p in hits if k in SUP_KINDS}
-        cons = set() if CON_KINDS.keys().isdisjoint(by) else {CON_KINDS[k] for k in by if k in CON_KINDS}
+        suppressed = set() if not any(k in by for k in _SUP_TUPLE) \
+            else {str(p) for _s, _e, k, p in hits if k in SUP_KINDS}
+        cons = set() if not any(k in by for k in _CON_TUPLE) else {CON_KINDS[k] for k in by if k in CON_KINDS}
         mult = kn.title_weights if si < doc.n_title else None
         # each label's terms in sentence order ("lex:<label>" holds only that label's terms, and nothing below
         # mixes labels, so this is the same as one pass over all hits)
@@ -97,7 +104,6 @@ def classify_doc(doc: Doc, kn: Knowledge, visits: int = 0) -> Labels:
                 raw[lab] += w * (mult[lab] if mult else 1.0)
                 if lab not in first_sentence:
                     first_sentence[lab] = doc.sentences[si].text
-    counts = Counter(map(_KIND, chain.from_iterable(doc.hits)))  # hits per kind, counted in C
     factors = _domain_factors(counts, kn)
     med_thr = kn.thresholds["mediation"]
     if (truce and med_thr and raw["mediation"] * factors["mediation"] >= MEDIATION_HEAVY
@@ -105,7 +111,7 @@ def classify_doc(doc: Doc, kn: Knowledge, visits: int = 0) -> Labels:
         raw["ceasefire"] += MEDIATION_CEASEFIRE_BONUS
     if visits and raw["ceasefire"] * factors["ceasefire"] >= kn.thresholds["ceasefire"]:
         raw["mediation"] += VISIT_MEDIATION_BONUS
-    out: dict[str, Label] = {}
+    out: dict[str, dict[str, object]] = {}  # each label's fields: one validation of the whole Labels
     for lab in LABELS:
         score = raw[lab] * factors[lab]
         thr = kn.thresholds[lab]
@@ -114,8 +120,8 @@ def classify_doc(doc: Doc, kn: Knowledge, visits: int = 0) -> Labels:
         ev = [f"{t} ×{n}" if n > 1 else t for t, n in top]
         if lab in first_sentence:
             ev.append(first_sentence[lab][:300])
-        out[lab] = Label(value=score >= thr, score=round(score / thr, 3) if thr else 0.0, evidence=ev)
-    return Labels(**out)
+        out[lab] = {"value": score >= thr, "score": round(score / thr, 3) if thr else 0.0, "evidence": ev}
+    return Labels.model_validate(out)
 
 
 def classify(article: Article, visits: list[Visit] | None = None) -> Labels:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
-from itertools import chain, compress
+from itertools import accumulate, chain, compress
 from operator import not_
 from typing import TypeVar
 
@@ -112,6 +113,72 @@ def normalize_aligned(text: str) -> tuple[str, list[int] | None]:
     return "".join(chars), index
 
 
+# The same alignment per whitespace-delimited word, on demand (visits.surface): str.lower() is per character except
+# for "İ" (two characters) and the final sigma (context), and every whitespace character normalises to a non-token
+# character, so without those two the tokens of ``normalize_aligned(text)`` are the tokens of its words in order,
+# each word normalised on its own (the word memos below), and a token's characters come from its own word.
+_WORDS_AT: dict[int, re.Pattern[str]] = {}  # j -> a pattern matching the text before its word j (after \s*)
+_WHOLE = ("\u0130", "\u03a3")
+
+
+def _word_chars(word: str) -> tuple[tuple[int, ...], ...]:
+    norm, index = normalize_aligned(word)
+    return tuple(tuple(range(m.start(), m.end())) if index is None else tuple(index[m.start():m.end()])
+                 for m in TOKEN_RE.finditer(norm))
+
+
+class TokenChars:
+    """Where the tokens of ``normalize_aligned(text)`` (``TOKEN_RE`` over its normalised text) come from in
+    ``text`` (``count`` tokens; ``span``), computed per whitespace-delimited word from a memo and only for the
+    words asked for; text holding "İ" or a capital sigma is aligned as a whole, as ``normalize_aligned`` does."""
+
+    __slots__ = ("text", "count", "_words", "_ends", "_ms", "_index")
+    count: int
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._ms: list[re.Match[str]] | None = None
+        self._index: list[int] | None = None
+        self._words: list[str] = []
+        self._ends: list[int] = []
+        if _WHOLE[0] in text or _WHOLE[1] in text:
+            self._align_whole()
+            assert self._ms is not None
+            self.count = len(self._ms)
+            return
+        self._words = text.split()
+        self._ends = list(accumulate(map(len, map(_WORD_CHARS.__getitem__, self._words))))
+        self.count = self._ends[-1] if self._ends else 0
+
+    def _align_whole(self) -> None:
+        norm, self._index = normalize_aligned(self.text)
+        self._ms = list(TOKEN_RE.finditer(norm))
+
+    def _token(self, k: int) -> tuple[int, tuple[int, ...]]:
+        j = bisect_right(self._ends, k)
+        pat = _WORDS_AT.get(j)
+        if pat is None:
+            pat = _WORDS_AT[j] = re.compile(r"\s*(?:\S+\s+){%d}" % j)
+        m = pat.match(self.text)
+        assert m is not None
+        return m.end(), _WORD_CHARS[self._words[j]][k - (self._ends[j - 1] if j else 0)]
+
+    def span(self, k1: int, skip: int, k2: int) -> tuple[int, int]:
+        """Indices in ``text`` of the normalised character ``skip`` of token ``k1`` and of the last normalised
+        character of token ``k2`` (0 <= k1 <= k2 < count)."""
+        if self._ms is None:
+            o1, c1 = self._token(k1)
+            if skip < len(c1):
+                o2, c2 = (o1, c1) if k2 == k1 else self._token(k2)
+                return o1 + c1[skip], o2 + c2[-1]
+            self._align_whole()  # (skipping past the token's end: as the whole text's alignment reads it)
+        assert self._ms is not None
+        a, b = self._ms[k1].start() + skip, self._ms[k2].end() - 1
+        if self._index is not None:
+            a, b = self._index[a], self._index[b]
+        return a, b
+
+
 # --- sentences -----------------------------------------------------------------------------------
 
 _SENTENCE = re.compile(r"[^\n\r\u2028\u2029.!?؟؛;…]+(?:[.!?؟؛;…]+|(?=[\r\u2028\u2029])|$)", re.MULTILINE)
@@ -169,6 +236,9 @@ class _Memo(dict[str, _T]):
 def _word_tokens(word: str) -> tuple[str, ...]:
     return tuple(TOKEN_RE.findall(normalize(word)))
 
+
+# raw word -> per token of its per-character normalisation, the word-relative index of each normalised character
+_WORD_CHARS: _Memo[tuple[tuple[int, ...], ...]] = _Memo(_word_chars)
 
 # raw whitespace-delimited word -> its normalised tokens (normalisation is per character, and every whitespace
 # character normalises to a non-token character, so a text's tokens are its words' tokens in order)

@@ -60,7 +60,7 @@ from processors.analysis import (
     use_compiled,
 )
 from processors.knowledge import Knowledge, Official, Place, Title, get_knowledge
-from processors.normalize import PUNCT, TOKEN_RE, Sentence, normalize, normalize_aligned
+from processors.normalize import PUNCT, Sentence, TokenChars, normalize
 from trucewatch.schema import Article, Visit
 
 HIGH_DELEGATION_WORDS = frozenset({"رفيع", "امني", "قيادي", "قياديا", "امنيا", "رفيعا", "مستوي"})
@@ -726,12 +726,11 @@ def trip_bucket(article: Article, sent: Sentence, status: str, bucket: str) -> s
 
 # --- surface text ----------------------------------------------------------------------------------
 
-_Aligned = tuple[list[re.Match[str]], list[int] | None]
+_Aligned = TokenChars  # (a sentence text's token positions, computed per word on demand)
 
 
 def _aligned(text: str) -> _Aligned:
-    norm, index = normalize_aligned(text)
-    return list(TOKEN_RE.finditer(norm)), index
+    return TokenChars(text)
 
 
 def surface(sent: Sentence, span: tuple[int, int], strip_particles: bool = True,
@@ -739,14 +738,13 @@ def surface(sent: Sentence, span: tuple[int, int], strip_particles: bool = True,
     """The original (unnormalised) text of a token span of a sentence (``aligned``: a per-article memo)."""
     orig = sent.text
     if aligned is None:
-        ms, index = _aligned(orig)
+        al = _aligned(orig)
     else:
         if orig not in aligned:
             aligned[orig] = _aligned(orig)
-        ms, index = aligned[orig]
-    if len(ms) != len(sent.toks) or span[1] > len(ms) or span[0] >= span[1]:
+        al = aligned[orig]
+    if al.count != len(sent.toks) or span[1] > al.count or span[0] >= span[1]:
         return " ".join(sent.toks[span[0]:span[1]])
-    first = ms[span[0]]
     skip = 0
     article = ""
     tok, st = sent.toks[span[0]], sent.stems[span[0]]
@@ -756,9 +754,7 @@ def surface(sent: Sentence, span: tuple[int, int], strip_particles: bool = True,
             skip -= 2  # keep the article: "الحية", not "حية"
         elif tok[:skip].endswith("لل"):
             article = "ال"  # "للحية" is "ل" + "الحية" with the alef dropped in writing
-    a, b = first.start() + skip, ms[span[1] - 1].end() - 1
-    if index is not None:
-        a, b = index[a], index[b]
+    a, b = al.span(span[0], skip, span[1] - 1)
     b += 1
     return article + orig[a:b].strip()
 
@@ -1858,7 +1854,7 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
     for si, (sent, hits) in enumerate(zip(doc.sentences, doc.hits, strict=True)):
         if not hits:
             continue
-        kinds = set(map(_KIND, hits))
+        kinds = set(hits.by_kind) if type(hits) is Hits else set(map(_KIND, hits))  # (the kinds: the index's keys)
         if "remote" in kinds and "trig" in kinds and not _STATED_TRIP.isdisjoint(sent.toks):
             hits, kinds = _presence_only(sent, hits)
         ctx = last if si - last_idx <= 3 else None
