@@ -202,7 +202,7 @@ def wire(pipe: Pipeline, metrics: Metrics) -> None:
             for event in events:
                 await stream.ack(event)
 
-    pipe.agents = {"enrich": enrich, "novelty": novelty}  # type: ignore[attr-defined]
+    pipe.agents.update({"enrich": enrich, "novelty": novelty})
 
 
 STORY_SHARD = b"stories"  # every story item goes to one partition: the cluster index must see them all
@@ -327,4 +327,4 @@ def wire_stories(pipe: Pipeline, metrics: Metrics) -> None:
         if hint["pending"]:
             await topic.send(key=STORY_SHARD, value=_TICK)
 
-    pipe.agents.update({"stories": stories})  # type: ignore[attr-defined]
+    pipe.agents.update({"stories": stories})

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import gc
 import logging
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import faust
 
 from sinks.metrics import Metrics, build_metrics, serve_metrics, wire_faust_metrics
 from trucewatch.settings import Settings
-from trucewatch.topics import Topics
+from trucewatch.topics import Topics, story_group
 
 log = logging.getLogger(__name__)
+
+Stages = Literal["all", "stream", "stories"]  # what one worker process runs (Settings.worker_stages)
 
 PRODUCER_BATCH_BYTES = 512 * 1024
 PRODUCER_LINGER_SECONDS = 0.005
@@ -34,6 +36,7 @@ class Pipeline:
     novelty_table: Any
     stories: Any = None  # the internal story topic and the cluster-index table (processors/agents.wire_stories)
     stories_table: Any = None
+    agents: dict[str, Any] = field(default_factory=dict)  # name -> the agents wired on ``app``
 
 
 def store_url(settings: Settings) -> str:
@@ -53,8 +56,19 @@ def store_url(settings: Settings) -> str:
     return "memory://"
 
 
-def create_app(settings: Settings, bootstrap: str, metrics: Metrics | None = None) -> Pipeline:
+def app_id(settings: Settings, stages: Stages) -> str:
+    """The Faust app id (consumer group) of a worker running ``stages``: the story stage alone has a group of its
+    own, so its process never takes part in the stream workers' rebalances (nor they in its)."""
+    return story_group(settings) if stages == "stories" else settings.app_id
+
+
+def create_app(settings: Settings, bootstrap: str, metrics: Metrics | None = None,
+               stages: Stages | None = None) -> Pipeline:
     """Build the Faust app for ``bootstrap`` with the fast-join settings measured for the embedded broker.
+
+    ``stages`` (default ``settings.worker_stages``): ``all`` wires enrich, novelty and the story stage; ``stream``
+    enrich and novelty (enrich still feeds the stories topic); ``stories`` the story stage alone, under the app id
+    ``story_group(settings)``.
 
     Topics carry raw bytes: every payload is decoded by trucewatch.schema.decode inside the agent,
     so a message that does not decode reaches the dead-letter topic with its reason instead of
@@ -62,11 +76,12 @@ def create_app(settings: Settings, bootstrap: str, metrics: Metrics | None = Non
     """
     from processors import faust_fixes
 
+    stages = stages or settings.worker_stages
     faust_fixes.apply()  # at-least-once across rebalances + changelog highwaters on Tansu (see the module)
     datadir = settings.data_dir / "faust"
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
-        settings.app_id,
+        app_id(settings, stages),
         broker=[f"kafka://{b}" for b in bootstrap.split(",")],
         store=store_url(settings),
         datadir=str(datadir),
@@ -96,31 +111,31 @@ def create_app(settings: Settings, bootstrap: str, metrics: Metrics | None = Non
         return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
                          partitions=settings.partitions, internal=False)
 
-    table = app.Table(
-        "novelty",
-        default=None,
-        partitions=settings.partitions,
-        key_type=str,
-        help="visit key -> first/last event time, articles and sources",
-    )
+    stories = app.topic(topics.stories, key_type=bytes, value_type=bytes, key_serializer="raw",
+                        value_serializer="raw", partitions=settings.partitions, internal=True)
+    novelty_table = None
+    if stages != "stories":
+        novelty_table = app.Table("novelty", default=None, partitions=settings.partitions, key_type=str,
+                                  help="visit key -> first/last event time, articles and sources")
     pipe = Pipeline(app=app, settings=settings, topics=topics, raw=topic(topics.raw),
                     enriched=topic(topics.enriched), visits=topic(topics.visits), alerts=topic(topics.alerts),
-                    deadletter=topic(topics.deadletter), novelty_table=table)
-    pipe.stories = app.topic(settings.topic_prefix + "stories", key_type=bytes, value_type=bytes,
-                             key_serializer="raw", value_serializer="raw", partitions=settings.partitions,
-                             internal=True)
-    pipe.stories_table = app.Table("stories", default=None, partitions=settings.partitions, key_type=str,
-                                   help="story cluster index: members, day buckets, clusters")
+                    deadletter=topic(topics.deadletter), novelty_table=novelty_table, stories=stories)
+    if stages != "stream":
+        pipe.stories_table = app.Table("stories", default=None, partitions=settings.partitions, key_type=str,
+                                       help="story cluster index: members, day buckets, clusters")
     from processors.agents import wire, wire_stories
 
     metrics = metrics or build_metrics()
-    wire(pipe, metrics)
-    wire_stories(pipe, metrics)
+    if stages != "stories":
+        wire(pipe, metrics)
+    if stages != "stream":
+        wire_stories(pipe, metrics)
     return pipe
 
 
 def run_worker(settings: Settings) -> int:
-    """Run the Faust worker until SIGINT/SIGTERM. Needs a configured broker (``up`` passes the embedded one)."""
+    """Run the Faust worker (the stages ``settings.worker_stages`` names) until SIGINT/SIGTERM. Needs a configured
+    broker (``up`` passes the embedded one)."""
     from trucewatch.errors import ConfigError
 
     if not settings.kafka_bootstrap:
@@ -138,7 +153,8 @@ def run_worker(settings: Settings) -> int:
     # The knowledge index lives as long as the process: load it before joining the group (a bad YAML file stops
     # the worker here, naming the file and entry) and move everything allocated so far out of the collector's
     # generations, so full collections stop traversing it (~13% of the classifier's CPU, see BENCHMARKS.md).
-    get_knowledge()
+    if settings.worker_stages != "stories":  # the story stage reads no knowledge
+        get_knowledge()
     gc.freeze()
     worker = Worker(pipe.app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

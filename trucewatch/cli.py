@@ -47,7 +47,8 @@ def up(
 
 @app.command()
 def worker() -> None:
-    """Run the Faust stream worker alone (enrich + novelty agents) against the configured broker."""
+    """Run a Faust stream worker against the configured broker: enrich, novelty and the story stage, or the part
+    TRUCEWATCH_WORKER_STAGES names (stream = enrich + novelty; stories = the story stage, in its own group)."""
     from processors.app import run_worker
 
     raise typer.Exit(run_worker(_settings()))

@@ -44,6 +44,12 @@ class Settings(BaseSettings):
         default="memory", description="novelty table store; rocksdb needs the rocksdict extra")
     workers: int = Field(default=1, ge=1, le=16,
                          description="Faust worker processes `up` runs in one group (they split the partitions)")
+    worker_stages: Literal["all", "stream", "stories"] = Field(
+        default="all", description="what `trucewatch worker` runs: all = enrich, novelty and the story stage in one "
+        "consumer group; stream = enrich + novelty; stories = the story stage alone, in its own group")
+    story_process: bool = Field(
+        default=True, description="`up` runs the story stage in a process of its own (worker_stages=stories) next "
+        "to its stream workers, so it never shares a worker's CPU with enrich; false = inside the worker(s)")
 
     # Storage and knowledge
     data_dir: Path = Path("var")

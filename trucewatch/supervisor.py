@@ -30,11 +30,11 @@ from trucewatch.broker import EmbeddedBroker, die_with_parent, ensure_topics
 from trucewatch.errors import BrokerError
 from trucewatch.inflight import Sampler, Stage, append_report, loss_report
 from trucewatch.settings import Settings
-from trucewatch.topics import Topics
+from trucewatch.topics import Topics, story_group
 
 log = logging.getLogger(__name__)
 
-METRICS_OFFSETS = {"worker": 0, "sinks": 1, "poller": 2}  # /metrics port = TRUCEWATCH_METRICS_PORT + offset
+METRICS_OFFSETS = {"worker": 0, "sinks": 1, "poller": 2, "stories": 3}  # /metrics port = METRICS_PORT + offset
 
 
 @dataclass
@@ -81,13 +81,25 @@ class Child:
             self._log = None
 
 
+def worker_stages(settings: Settings, role: str) -> str:
+    """What a ``trucewatch worker`` child of ``role`` runs: with ``story_process`` the workers run enrich + novelty
+    and the ``stories`` child the story stage (a group of its own): three busy processes the OS spreads over the
+    cores, instead of one worker carrying enrich and the whole story stage."""
+    if role == "stories":
+        return "stories"
+    return "stream" if settings.story_process else "all"
+
+
 def child_env(settings: Settings, bootstrap: str, role: str) -> dict[str, str]:
-    """The environment of a child process: this process's settings plus the broker address."""
+    """The environment of a child process: this process's settings plus the broker address (and, for a worker or
+    the stories process, the stages it runs)."""
     env = dict(os.environ)
     env.update(settings.to_env())
     env["TRUCEWATCH_KAFKA_BOOTSTRAP"] = bootstrap
+    if role in ("worker", "stories"):
+        env["TRUCEWATCH_WORKER_STAGES"] = worker_stages(settings, role)
     if settings.metrics_port:
-        env["TRUCEWATCH_METRICS_PORT"] = str(settings.metrics_port + METRICS_OFFSETS.get(role, 3))
+        env["TRUCEWATCH_METRICS_PORT"] = str(settings.metrics_port + METRICS_OFFSETS.get(role, len(METRICS_OFFSETS)))
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
@@ -101,18 +113,30 @@ class Stack:
         self.bootstrap = bootstrap
         self.log_dir = log_dir or settings.data_dir / "logs"
         cli = [sys.executable, "-m", "trucewatch.cli"]
-        roles: list[tuple[str, list[str], bool]] = [("worker", ["worker"], False), ("sinks", ["sink"], True)]
-        if poll:
-            roles.append(("poller", ["poll"], False))
-        self.children = [Child(name, cli + args, child_env(settings, bootstrap, name), self.log_dir / f"{name}.log",
-                               stdout_to_console=console) for name, args, console in roles]
-        for i in range(2, settings.workers + 1):  # more workers in the same group: own data dir, ports off
+        self.children: list[Child] = []
+        for i in range(1, settings.workers + 1):  # workers in one group: the others on own data dirs, ports off
+            name = "worker" if i == 1 else f"worker-{i}"
             env = child_env(settings, bootstrap, "worker")
-            env["TRUCEWATCH_DATA_DIR"] = str(settings.data_dir / f"worker-{i}")
+            if i > 1:
+                env["TRUCEWATCH_DATA_DIR"] = str(settings.data_dir / name)
+                env["TRUCEWATCH_WORKER_WEB_PORT"] = "0"
+                if settings.metrics_port:
+                    env["TRUCEWATCH_METRICS_PORT"] = str(settings.metrics_port + len(METRICS_OFFSETS) + i - 2)
+            self.children.append(Child(name, cli + ["worker"], env, self.log_dir / f"{name}.log"))
+        if settings.story_process:  # the story stage, in a process (and consumer group) of its own
+            env = child_env(settings, bootstrap, "stories")
+            env["TRUCEWATCH_DATA_DIR"] = str(settings.data_dir / "stories")
             env["TRUCEWATCH_WORKER_WEB_PORT"] = "0"
-            if settings.metrics_port:
-                env["TRUCEWATCH_METRICS_PORT"] = str(settings.metrics_port + len(METRICS_OFFSETS) + i - 2)
-            self.children.insert(i - 1, Child(f"worker-{i}", cli + ["worker"], env, self.log_dir / f"worker-{i}.log"))
+            self.children.append(Child("stories", cli + ["worker"], env, self.log_dir / "stories.log"))
+        self.children.append(Child("sinks", cli + ["sink"], child_env(settings, bootstrap, "sinks"),
+                                   self.log_dir / "sinks.log", stdout_to_console=True))
+        if poll:
+            self.children.append(Child("poller", cli + ["poll"], child_env(settings, bootstrap, "poller"),
+                                       self.log_dir / "poller.log"))
+
+    def faust_dirs(self) -> set[Path]:
+        """The Faust data directories of the children (their local table state)."""
+        return {Path(c.env.get("TRUCEWATCH_DATA_DIR", str(self.settings.data_dir))) / "faust" for c in self.children}
 
     def start(self) -> None:
         """Start every child."""
@@ -149,7 +173,10 @@ LOSSES_FILE = "broker-losses.jsonl"  # one JSON line per lost embedded broker, i
 def pipeline_stages(settings: Settings) -> list[Stage]:
     """The consumer groups whose uncommitted input a lost cluster takes with it."""
     topics = Topics.from_settings(settings)
-    return [Stage("worker", topics.raw, settings.app_id), Stage("sinks", topics.alerts, f"{settings.app_id}-sinks")]
+    stages = [Stage("worker", topics.raw, settings.app_id), Stage("sinks", topics.alerts, f"{settings.app_id}-sinks")]
+    if settings.story_process:
+        stages.insert(1, Stage("stories", topics.stories, story_group(settings)))
+    return stages
 
 
 class BrokerKeeper:
@@ -185,7 +212,8 @@ class BrokerKeeper:
         log.error("broker loss #%s: %s", n, json.dumps(report, ensure_ascii=False))
         self.stack.stop(timeout=3.0)  # nothing to flush: their broker is gone
         self.broker.stop()
-        shutil.rmtree(self.settings.data_dir / "faust", ignore_errors=True)
+        for d in self.stack.faust_dirs():
+            shutil.rmtree(d, ignore_errors=True)
         self.sampler.last = None
         recent = [t for t in self.losses if now - t < 60]
         delay = 0.0 if len(recent) <= 2 else min(60.0, 5.0 * 2 ** (len(recent) - 3))

@@ -12,6 +12,7 @@ VISITS = "visits"
 ALERTS = "alerts"
 DEADLETTER = "deadletter"
 ALL = (RAW, ENRICHED, VISITS, ALERTS, DEADLETTER)
+STORIES = "stories"  # the story stage's input (story items from enrich); Faust declares it, so not in ALL
 
 
 @dataclass(frozen=True)
@@ -23,14 +24,20 @@ class Topics:
     visits: str
     alerts: str
     deadletter: str
+    stories: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
         """Topic names with ``settings.topic_prefix``."""
         p = settings.topic_prefix
         return cls(raw=p + RAW, enriched=p + ENRICHED, visits=p + VISITS, alerts=p + ALERTS,
-                   deadletter=p + DEADLETTER)
+                   deadletter=p + DEADLETTER, stories=p + STORIES)
 
     def all(self) -> list[str]:
         """Every topic name."""
         return [self.raw, self.enriched, self.visits, self.alerts, self.deadletter]
+
+
+def story_group(settings: Settings) -> str:
+    """The consumer group (Faust app id) of the story stage when it runs in a process of its own."""
+    return f"{settings.app_id}-stories"

@@ -41,7 +41,8 @@ GRAFANA_VARS = {"$__rate_interval": "1m", "${__rate_interval}": "1m", "$__interv
 MUST_BE_FINITE = ("Articles/min by label", "Ceasefire / mediation / aid share", "Visits detected/min", "Alerts by kind",
                   "latency p50 / p95 / p99", "Processing time per message p95", "Consumer lag by stage",
                   "Notifications/min by channel", "Faust events/s")
-JOBS = {"trucewatch-worker": 0, "trucewatch-sink": 1, "trucewatch-poller": 2}  # offsets of trucewatch.supervisor
+JOBS = {"trucewatch-worker": 0, "trucewatch-sink": 1, "trucewatch-poller": 2,  # offsets of trucewatch.supervisor
+        "trucewatch-stories": 3}
 
 
 def dashboard_queries() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -209,7 +210,7 @@ def test_every_dashboard_query_returns_data(broker: str, prefix: str, tmp_path: 
         "feeds:\n"
         f"  - {{name: local ok, url: '{feed_server}/ok.xml', source: local-ok, interval: 30}}\n"
         f"  - {{name: local broken, url: '{feed_server}/broken.xml', source: local-broken, interval: 30}}\n")
-    metrics_base = free_port_run(3)
+    metrics_base = free_port_run(len(JOBS))
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRUCEWATCH_")}
     env.update({
         "TRUCEWATCH_KAFKA_BOOTSTRAP": broker, "TRUCEWATCH_TOPIC_PREFIX": prefix,
