@@ -236,6 +236,11 @@ def _plain_name_word(sent: Sentence, j: int, kn: Knowledge) -> bool:
                     and not _article_on_bare(sent, j, kn)))
 
 
+def _hit_words(hits: list[Hit], hon: set[int]) -> set[int]:
+    """Token positions covered by any hit or honorific: never part of a name written before a title."""
+    return {i for hs, he, _k, _p in hits for i in range(hs, he)} | hon
+
+
 def _name_before(sent: Sentence, s: int, kn: Knowledge, taken: set[int]) -> tuple[int, int] | None:
     """An unknown written name (2-3 plain words) set before a title with a comma: "وصل X Y، وزير الخارجية
     الأمريكي". The name must open the clause: after a trigger word, a punctuation mark or the sentence start."""
@@ -338,8 +343,7 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
     place_ends: dict[int, int] | None = None  # start -> end of places and nationalities, made when an envoy needs it
     used: set[int] = set()
     out: list[Mention] = []
-    # words of other hits (officials, titles, places, triggers) are never part of a name written before a title
-    taken = {i for hs, he, _k, _p in hits for i in range(hs, he)} | hon
+    taken: set[int] | None = None  # words of other hits (made when a name before a title is looked for)
     for s, e, t in titles:
         m = Mention(s, e, title=t)
         inner: list[int] = []
@@ -467,7 +471,8 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
             if span:
                 m.name = span
                 m.end = span[1]
-            elif m.country and not t.org and (span := _name_before(sent, s, kn, taken)):
+            elif m.country and not t.org and s >= 3 and toks[s - 1] == "," and (span := _name_before(
+                    sent, s, kn, taken if taken is not None else (taken := _hit_words(hits, hon)))):
                 m.name = span  # "وصل X Y، وزير الخارجية الأمريكي": the name opens the mention
                 m.start = span[0]
         if t.id in _BACK_REFERENCES and m.name is None and m.official is None and coref is not None \
