@@ -529,10 +529,9 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
             if d.title is None or not d.title.delegation or d.name is not None or d.official is not None \
                     or not d.start or toks[d.start - 1] not in _LEADS:
                 continue
-            if d.end not in title_at:
-                continue
-            # the name after the titles (some of them unknown: "نائب رئيس الوزراء وزير الداخلية"), in the clause
-            for k in range(title_at[d.end], min(len(toks), d.end + 9)):
+            # the name after the titles (some of them unknown: "نائب رئيس الوزراء وزير الداخلية", "عضو مجلس السيادة
+            # الانتقالي الفريق أول ركن"), in the clause
+            for k in range(title_at.get(d.end, d.end), min(len(toks), d.end + 10)):
                 if toks[k] in PUNCT or k in offs:
                     break  # (a known official after the titles is a mention of his own)
                 if (span := _name_after(sent, k, hon, kn)) is not None:
@@ -926,7 +925,8 @@ _HELD = frozenset(normalize(w) for w in ("عقدت", "عقد", "تعقد", "يع
                                          "المنعقد", "المقامة", "المقام", "استضافت", "تستضيفها", "تستضيفه"))
 # a host city as the subject of the hosting verb: "القمة التي استضافتها نيروبي"
 _HOSTED_BY = frozenset(normalize(w) for w in ("استضافتها", "استضافته", "تستضيفها", "تستضيفه", "ستستضيفها",
-                                              "ستستضيفه", "احتضنتها", "احتضنته", "تحتضنها", "تحتضنه"))
+                                              "ستستضيفه", "احتضنتها", "احتضنته", "تحتضنها", "تحتضنه", "استضافها",
+                                              "يستضيفها", "سيستضيفها"))
 # an event named by its city: "قمة نيروبي", "مؤتمر جنيف", "محادثات جدة"
 _EVENT_OF_CITY = frozenset(normalize(w) for w in ("قمة", "مؤتمر", "اجتماع", "اجتماعات", "محادثات", "مباحثات",
                                                   "مفاوضات", "منتدى", "لقاء", "جولة"))
@@ -936,6 +936,7 @@ _ACCEPTED = frozenset(normalize(w) for w in ("تلبية", "استجابة", "ت
 _CARRIED_OUT = frozenset(normalize(w) for w in ("قام", "قامت", "يقوم", "تقوم", "سيقوم", "ستقوم", "أجرى", "أجرت", "يجري",
                                                 "تجري"))
 _INCLUDE = frozenset({"يضم", "تضم", "ضم", "ضمت"})
+_BRINGS_TOGETHER = frozenset({"جمعت", "يجمع", "ستجمع", "سيجمع"})
 _MEETING_NOUNS = frozenset({"اجتماع", "لقاء", "قمه", "محادثات", "مباحثات", "مفاوضات", "موتمر", "رباعي", "ثلاثي",
                             "خماسي", "رباعيه", "ثلاثيه"})
 _NOT_TRAVELLER = frozenset({"مع", "فريق", "وفريق", "اداره", "حكومه", "لحكومه"})
@@ -1011,6 +1012,11 @@ def _meeting_venue(sent: Sentence, hits: list[Hit], s: int, e: int, after: list[
     if fi is None:  # "التقى X، الخميس 24 من تموز، Y في العاصمة الفرنسية باريس": after the participants
         fi = next((m.end for m in after if m.start - anchor <= 12 and m.end < len(toks)
                    and toks[m.end] == "في" and m.end + 1 in place_starts), None)
+    if fi is None and after:  # "التقى X، يرافقه Y، وفداً إسرائيلياً برئاسة Z، في العاصمة الفرنسية باريس"
+        fi = next((i for i in range(anchor, min(len(toks) - 1, e + 32)) if toks[i] == "في" and toks[i - 1] == ","
+                   and i + 1 in place_starts), None)
+        if fi is not None and "." in toks[e:fi]:
+            fi = None
     if fi is None and toks[0] in ("في", "وفي") and 1 in place_starts and "," in toks[2:s]:
         fi = 0  # "وفي بيروت، التقى الموفد الفرنسي ...": the venue leads the sentence
     places = _places_after(hits, sent, fi + 1, fi + 2, need_intro=False) if fi is not None else []
@@ -1059,10 +1065,12 @@ def _included(sent: Sentence, hits: list[Hit], s: int, e: int, mentions: list[Me
     """The participants listed after "يضم"/"ضم" (at s..e), only right after a meeting noun ("اجتماع رباعي يضم"), in a
     sentence that reports the trip to it or opens with the meeting's venue ("اختتم في باريس اجتماع رفيع المستوى ضم
     X، وY")."""
-    if not any(st in _MEETING_NOUNS for st in sent.stems[max(0, s - 4):s]):
+    together = sent.toks[s] in _BRINGS_TOGETHER  # "جمعت X وY": the meeting noun may be further back
+    if not any(st in _MEETING_NOUNS for st in sent.stems[max(0, s - (10 if together else 4)):s]):
         return []
     trip = next((f for f in reversed(found) if f.sentence is sent and f.mention.end <= s), None)
-    venue = _lead_venue(sent, hits) if trip is None else trip.place
+    venue = (_lead_venue(sent, hits) or (_talks_venue(sent, hits) if together else None)) if trip is None \
+        else trip.place
     if venue is None:
         return []
     out = []
@@ -1329,6 +1337,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
         if future and status != "upcoming":
             status = "upcoming"
         if kind == "hosting":
+            if toks[s] in _HOSTED_BY:
+                continue  # "محادثات استضافها في أنقرة": it hosted the talks; whoever follows is no guest of a person
             if home is not None and not adj_before and (bare := _bare_host(sent, hits, e, mentions)) is not None:
                 # "استقبل معالي السيد وزير الخارجية كلًّا على حدة، X، وY" in a report datelined Muscat: the host
                 # is named by his office alone, at home; the guests follow
@@ -1364,6 +1374,9 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             # the guest follows the host, after asides ("استقبل الرئيس X، اليوم الاثنين، بقصر الاتحادية، الفريق Y")
             guests = [m for m in mentions if m.start >= anchor and m is not host
                       and _words_between(sent, hits, anchor, m.start) <= FORWARD_WINDOW][:1]
+            if guests and guests[0].start and toks[guests[0].start - 1] == "بين":
+                # "يستضيف ... محادثات بين رئيس الوزراء الكمبودي X ورئيس الوزراء التايلاندي Y": both are guests
+                guests += [m for m in mentions if 0 <= m.start - guests[0].end <= 1 and _conj(sent, m.start)][:1]
             # the place of the reception is named before the guest ("في رام الله، وزير الخارجية ..."); one after
             # the guest is often the guest's own title ("رئيس مجلس السيادة في جمهورية السودان"), so the host's
             # country comes first
@@ -1389,7 +1402,7 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             # "التقى X، Y، في باريس، بوساطة المبعوث الأمريكي Z": the mediator of a meeting held there is there too
             cands += [m for m in mentions if m not in cands and m.start > e and (
                 toks[m.start - 1] in _MEDIATED_BY or m.start >= 2 and toks[m.start - 2] in _MEDIATED_BY
-                and toks[m.start - 1] == ",")]
+                and toks[m.start - 1] in (",", "من"))]  # ("بوساطة من المبعوث الأميركي")
             if all(id(m) in hosts for m in cands):  # "اجتمع مع الرئيس المصري": the subject is the one just named
                 earlier = [m for m in before if id(m) not in hosts]
                 cands += earlier[-1:] if earlier else ([last] if last is not None else [])
@@ -1402,7 +1415,7 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                     found.append(_Found(m, sent, place, "upcoming" if future or _imperfect(toks[s]) else "arrived"))
             continue
         subj: list[Mention]
-        if kind == "attend" and (toks[s] in _INCLUDE or sent.stems[s] in _INCLUDE):
+        if kind == "attend" and (toks[s] in _INCLUDE or sent.stems[s] in _INCLUDE or toks[s] in _BRINGS_TOGETHER):
             found += _included(sent, hits, s, e, mentions, hosts, found, status)
             continue
         if kind == "attend":
@@ -1762,7 +1775,8 @@ def _delegations_arrive(sent: Sentence, hits: list[Hit]) -> Place | None:
     if _DELEGATIONS.isdisjoint(toks):
         return None
     for _s, e, _k, st in of_kind(hits, "trig"):
-        if st in ("arrived", "upcoming") and any(toks[i] in _DELEGATIONS for i in range(e, min(len(toks), e + 2))):
+        if st in ("arrived", "upcoming") and any(toks[i] in _DELEGATIONS for i in range(e, min(len(toks), e + 12))):
+            # ("وصل إلى مدينة جدة السعودية، اليوم الثلاثاء، وفدا القوات المسلحة السودانية وقوات الدعم السريع")
             places = _places_after(hits, sent, e, min(len(toks), e + 12))
             if places:
                 return places[0][1]
