@@ -206,17 +206,14 @@ def _name_after(sent: Sentence, i: int, hon: set[int], kn: Knowledge) -> tuple[i
     j = i
     while j < n and j - i < longest + 1:
         t = toks[j]
-        st = sent.stems[j]
         if j > i and t == "الله":  # "عبد الله اليحيا"
             j += 1
             continue
         if honoured and j > i and t in ("بن", "بنت") and j + 1 < n and toks[j + 1] not in PUNCT:
             j += 1
             continue
-        if (t in PUNCT or t in STOPWORDS or len(t) < 2 or t.isdigit()
-                or (st in kn.vocab.words and st not in kn.name_words and t.endswith(st)
-                    and not _article_on_bare(sent, j, kn) and not (honoured and j - i < 2))
-                or (j == i and t.startswith(("ال", "لل", "بال", "وال", "و")) and not _hamza_al(sent, j))):
+        if not _plain_name_word(sent, j, kn, known_ok=honoured and j - i < 2) \
+                or (j == i and t.startswith(("ال", "لل", "بال", "وال", "و")) and not _hamza_al(sent, j)):
             break
         j += 1
     if j - i < 2 or j - i > longest or toks[j - 1] in ("بن", "بنت"):
@@ -228,12 +225,13 @@ def _name_after(sent: Sentence, i: int, hon: set[int], kn: Knowledge) -> tuple[i
     return (i, j)
 
 
-def _plain_name_word(sent: Sentence, j: int, kn: Knowledge) -> bool:
-    """Token j can be part of an unknown written name: no punctuation, function word, digit or known word."""
+def _plain_name_word(sent: Sentence, j: int, kn: Knowledge, known_ok: bool = False) -> bool:
+    """Token j can be part of an unknown written name: no punctuation, function word, digit or known word (a known
+    word is accepted with ``known_ok``: the first words after an honorific)."""
     t, st = sent.toks[j], sent.stems[j]
     return not (t in PUNCT or t in STOPWORDS or len(t) < 2 or t.isdigit()
                 or (st in kn.vocab.words and st not in kn.name_words and t.endswith(st)
-                    and not _article_on_bare(sent, j, kn)))
+                    and not _article_on_bare(sent, j, kn) and not known_ok))
 
 
 def _hit_words(hits: list[Hit], hon: set[int]) -> set[int]:
@@ -523,12 +521,11 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
                         m.end = span[1]
     # "ويرأس وفد الحكومة الكونغولية نائب رئيس الوزراء وزير الداخلية X": the person after the delegation's titles
     # heads it (and takes its country)
-    if len(out) == 1 or any(m.start and m.title is not None and m.title.delegation for m in out):
+    led_delegations = [d for d in out if d.title is not None and d.title.delegation and d.name is None
+                       and d.official is None and d.start and toks[d.start - 1] in _LEADS]
+    if led_delegations:
         title_at = {ts: te for ts, te, _t in titles}
-        for d in out:
-            if d.title is None or not d.title.delegation or d.name is not None or d.official is not None \
-                    or not d.start or toks[d.start - 1] not in _LEADS:
-                continue
+        for d in led_delegations:
             # the name after the titles (some of them unknown: "نائب رئيس الوزراء وزير الداخلية", "عضو مجلس السيادة
             # الانتقالي الفريق أول ركن"), in the clause
             for k in range(title_at.get(d.end, d.end), min(len(toks), d.end + 10)):
@@ -699,10 +696,9 @@ def date_bucket(article: Article, norm_text: str | None = None, *, fetch_time: b
     return f"{y:04d}-{after[0]:02d}" if after else f"{y:04d}"
 
 
+# (Monday = 0, as datetime.weekday; "الإثنين" normalises to "الاثنين")
 _WEEKDAYS = {normalize(w): i for i, w in enumerate(("الاثنين", "الثلاثاء", "الأربعاء", "الخميس", "الجمعة", "السبت",
-                                                     "الأحد"))}  # (Monday = 0, as datetime.weekday)
-_WEEKDAYS["الاثنين"] = 0
-_WEEKDAYS[normalize("الإثنين")] = 0
+                                                     "الأحد"))}
 
 
 def trip_bucket(article: Article, sent: Sentence, status: str, bucket: str) -> str:
@@ -716,7 +712,8 @@ def trip_bucket(article: Article, sent: Sentence, status: str, bucket: str) -> s
     delta: int | None = None
     if status == "upcoming":
         if "غدا" in toks:
-            delta = 2 if "بعد" in toks[max(0, toks.index("غدا") - 1):toks.index("غدا")] else 1
+            g = toks.index("غدا")
+            delta = 2 if g and toks[g - 1] == "بعد" else 1
         else:
             day = next((_WEEKDAYS[t] for t in toks if t in _WEEKDAYS), None)
             if day is not None:
@@ -1134,7 +1131,7 @@ _SEND = frozenset(normalize(w) for w in ("أرسل", "أرسلت", "وأرسل",
 # "زيارة سموه", "زيارة معاليه": the honorific pronoun of the sentence's subject
 _HIS_EXCELLENCY = frozenset(normalize(w) for w in ("سموه", "معاليه", "فخامته", "دولته", "سيادته", "سعادته"))
 _AWAITS = frozenset(normalize(w) for w in ("تنتظر", "تترقب", "ينتظر", "يترقب", "تستعد", "تتهيأ"))
-_RECEIVES = frozenset(normalize(w) for w in ("لاستقبال", "تستقبل", "ستستقبل", "استقبلت", "تستعد لاستقبال"))
+_RECEIVES = frozenset(normalize(w) for w in ("لاستقبال", "تستقبل", "ستستقبل", "استقبلت"))
 _ASIDE_OPEN = frozenset({"علي", "برفقه", "ضمن", "بصفته", "بصفتها"})  # "على رأس وفد وزاري،"
 _RELATIVE = frozenset({"الذي", "التي", "اللذين", "اللذان", "الذين", "اللتين", "اللتان"})
 
