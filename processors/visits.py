@@ -1380,6 +1380,11 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             places = _places_after(hits, sent, e, guests[0].start if guests else len(toks), need_fi=True)
             if not places and not host.country:
                 places = _places_after(hits, sent, e, len(toks), need_fi=True)
+            elif not places and guests:
+                # "استقبلت رئيسة الوزراء الإيطالية وزير الخارجية اللبناني في روما": a city of the host's country
+                # right after the guest is where he was received
+                places = [(ps, pl) for ps, pl in _places_after(hits, sent, guests[0].end, len(toks), need_fi=True)
+                          if ps - guests[0].end <= 1 and pl.city and pl.country == host.country][:1]
             if places:
                 place = places[0][1]
             elif host.country:
