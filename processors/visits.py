@@ -270,7 +270,7 @@ def _title_tail(toks: list[str], k: int, place_ends: dict[int, int]) -> int:
     while k < n and toks[k] in _TITLE_QUAL:
         k += 1
     if k + 1 < n and k + 1 in place_ends and (toks[k] in _TITLE_OF or toks[k] == "الي" and (
-            k > k0 and toks[k - 1] in ("الخاص", "الخاصه")
+            k > k0 and toks[k - 1] in ("الخاص", "الخاصه") and _brief_follows(toks, place_ends[k + 1])
             or any(j in place_ends and toks[j - 1] in ("الي", "في")
                    for j in range(place_ends[k + 1] + 1, min(n, place_ends[k + 1] + 9))))):
         k = place_ends[k + 1]
@@ -286,6 +286,20 @@ def _title_tail(toks: list[str], k: int, place_ends: dict[int, int]) -> int:
                 j in place_ends and toks[j - 1] in ("الي", "في") for j in range(e + 1, min(n, e + 9))):
             k = e
     return k
+
+
+def _brief_follows(toks: list[str], pe: int) -> bool:
+    """"المبعوث الخاص إلى سوريا توم باراك": after "الخاص", "إلى X" is the envoy's brief when more of the title or
+    a name follows; "وصل المبعوث الأميركي الخاص إلى بيروت" (then the end, an aside or a purpose) is the trip."""
+    if pe >= len(toks):
+        return False
+    t = toks[pe]
+    return not (t in PUNCT or t in _ASIDE_WORDS or t in _AFTER_TRIP or t.startswith(("لل", "لبحث", "لمناقش")))
+
+
+# words after "إلى X" that continue a trip, not a title: "وصل المبعوث الخاص إلى بيروت في زيارة", "... قادما من"
+_AFTER_TRIP = frozenset(normalize(w) for w in ("في", "قادما", "قادماً", "حيث", "على", "من", "مساء", "صباح", "اليوم",
+                                               "أمس", "غدا", "لبحث", "لإجراء", "ضمن", "وسط"))
 
 
 def _longer_name_of(toks: list[str], s: int, e: int, off: Official) -> bool:
