@@ -1140,6 +1140,22 @@ def _attendance(sent: Sentence, hits: list[Hit], s: int, e: int, kinds: set[str]
 
 _HELD_BY = frozenset(normalize(w) for w in ("أجراها", "عقدها", "أجراهما", "عقدهما", "يجريها", "يعقدها", "سيجريها",
                                              "سيعقدها"))
+# "بحث X مع نظيره Y في الدوحة": talks a subject held with someone at a named place (a meeting trigger only in
+# that shape: "بحث الوزير الأوضاع في غزة" names a topic's place)
+_DISCUSSED = frozenset(normalize(w) for w in (
+    "بحث", "بحثت", "يبحث", "تبحث", "سيبحث", "ستبحث", "ناقش", "ناقشت", "يناقش", "تناقش", "تباحث", "يتباحث",
+    "وبحث", "وبحثت", "وناقش", "وناقشت"))
+
+
+def _discussed_with(toks: list[str], s: int, e: int, after: list[Mention], fi: int | None) -> bool:
+    """"بحث X مع Y في <place>": the subject right after the verb, "مع" and the other party, then the venue."""
+    if fi is None or len(after) < 2 or after[0].start - e > 1:
+        return False
+    w = _skip_aside(toks, after[0].end)
+    return w < len(toks) and toks[w] == "مع" and after[1].start == w + 1 and after[1].end <= fi \
+        and set(toks[after[1].end:fi]) <= {","}
+
+
 _MEDIATED_BY = frozenset(normalize(w) for w in ("بوساطة", "وبوساطة", "برعاية", "وبرعاية"))
 _SEND = frozenset(normalize(w) for w in ("أرسل", "أرسلت", "وأرسل", "وأرسلت", "أرسلها", "أرسله", "أوفد", "أوفدت"))
 # "زيارة سموه", "زيارة معاليه": the honorific pronoun of the sentence's subject
@@ -1412,7 +1428,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             continue
         if kind == "meeting":
             fi, place = _meeting_venue(sent, hits, s, e, after, place_starts)
-            if place is None:
+            if place is None or (toks[s] in _DISCUSSED or sent.stems[s] in _DISCUSSED) and (
+                    toks[s] not in _DISCUSSED or not _discussed_with(toks, s, e, after, fi)):  # not "لبحث"
                 continue
             cands = _meeting_participants(sent, hits, s, e, fi, mentions, after, adj_before, pair)
             # "التقى X، Y، في باريس، بوساطة المبعوث الأمريكي Z": the mediator of a meeting held there is there too
@@ -1428,6 +1445,13 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                 if (m.country or intl) and m.country != place.country and m.high:
                     if m.title and m.title.id == "counterpart" and m.official:
                         m.title = kn.titles.get(m.official.role, m.title)
+                    elif m.title and m.title.id == "counterpart":
+                        # "يلتقي وزير الدفاع الأمريكي نظيره الإسرائيلي في واشنطن": the counterpart holds the office
+                        # of the one he meets
+                        peer = next((c for c in cands if c is not m and c.title and c.title.id != "counterpart"),
+                                    None)
+                        if peer is not None and peer.title is not None:
+                            m.title = kn.titles.get(peer.official.role, peer.title) if peer.official else peer.title
                     found.append(_Found(m, sent, place, "upcoming" if future or _imperfect(toks[s]) else "arrived"))
             continue
         subj: list[Mention]
