@@ -1959,6 +1959,8 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
             fs = []
         else:  # neither a trigger nor an official: nothing to find, the context stays
             mentions, fs = [], []
+        if not fs and si < doc.n_title and mentions and "place" in kinds and "remote" not in kinds:
+            fs = [f for f in _headline_presence(sent, hits, mentions) if _valid(f, kn)]
         for f in fs:
             f.identity = identity(f.mention, kn)
         comp = _companions(sent, mentions, fs, found[-1] if found and si - found_idx <= 2 else None, found, kn) \
@@ -2015,6 +2017,24 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
             last_idx = si
     found.extend(_venue_visits(venues, heads, found, kn))
     return found
+
+
+_HEADLINE_LEAD = frozenset({"عاجل", ":", "-", "فيديو", "بالفيديو", "بالصور"})
+
+
+def _headline_presence(sent: Sentence, hits: list[Hit], mentions: list[Mention]) -> list[_Found]:
+    """A headline that opens with an official and puts him in a place abroad: "الشيباني في أنقرة لبحث الملف الكردي",
+    "وزير الخارجية السعودي في دمشق للمرة الأولى منذ 14 عاما"."""
+    toks = sent.toks
+    m = mentions[0]
+    if any(t not in _HEADLINE_LEAD for t in toks[:m.start]) or not m.high or m.former or m.end + 1 >= len(toks) \
+            or toks[m.end] != "في":
+        return []
+    place = next((p for s, _e, _k, p in of_kind(hits, "place") if s == m.end + 1), None)
+    if place is None or place.country == m.country or (m.country is None and m.official is None and (
+            m.title is None or m.title.org is None)):
+        return []
+    return [_Found(m, sent, place, "arrived")]
 
 
 # Companions of a reported trip: "ويرافقه وزير الدفاع ...", "ويرافق الشيباني في زيارته وزير الدفاع X ورئيس ...",
