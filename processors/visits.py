@@ -1959,8 +1959,11 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
             fs = []
         else:  # neither a trigger nor an official: nothing to find, the context stays
             mentions, fs = [], []
-        if not fs and si < doc.n_title and mentions and "place" in kinds and "remote" not in kinds:
-            fs = [f for f in _headline_presence(sent, hits, mentions) if _valid(f, kn)]
+        if not fs and mentions and "place" in kinds and "remote" not in kinds:
+            if si < doc.n_title:
+                fs = [f for f in _headline_presence(sent, hits, mentions) if _valid(f, kn)]
+            if not fs and "venue" in kinds and not _background(sent, hits):
+                fs = [f for f in _city_hosts(sent, hits, mentions, "future" in kinds) if _valid(f, kn)]
         for f in fs:
             f.identity = identity(f.mention, kn)
         comp = _companions(sent, mentions, fs, found[-1] if found and si - found_idx <= 2 else None, found, kn) \
@@ -2017,6 +2020,30 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
             last_idx = si
     found.extend(_venue_visits(venues, heads, found, kn))
     return found
+
+
+# a place that receives someone: "تستضيف القاهرة اليوم وفدا إسرائيليا", "تستقبل أنقرة غدا وزير الخارجية الروسي"
+_PLACE_RECEIVES = frozenset(normalize(w) for w in (
+    "تستضيف", "يستضيف", "ستستضيف", "سيستضيف", "استضافت", "استضاف", "تستقبل", "يستقبل", "ستستقبل", "سيستقبل",
+    "استقبلت", "تحتضن", "يحتضن", "احتضنت"))
+
+
+def _city_hosts(sent: Sentence, hits: list[Hit], mentions: list[Mention], future: bool) -> list[_Found]:
+    """The guest of a place named as the host right after the verb: "تستضيف القاهرة اليوم وفدا إسرائيليا"."""
+    toks = sent.toks
+    out: list[_Found] = []
+    for s, e, _k, p in of_kind(hits, "place"):
+        if not (s and toks[s - 1] in _PLACE_RECEIVES and isinstance(p, Place)):
+            continue
+        g = _skip_aside(toks, e)
+        while g < len(toks) and toks[g] in _ASIDE_WORDS:
+            g += 1
+        m = next((m for m in mentions if m.start == g), None)
+        if m is not None and m.high and not m.former and m.country != p.country:
+            status = "upcoming" if future or toks[s - 1].startswith("س") else (
+                "arrived" if not _imperfect(toks[s - 1]) else "ongoing")
+            out.append(_Found(m, sent, p, status))
+    return out
 
 
 _HEADLINE_LEAD = frozenset({"عاجل", ":", "-", "فيديو", "بالفيديو", "بالصور"})
