@@ -1366,6 +1366,10 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
         if kind == "hosting":
             if toks[s] in _HOSTED_BY:
                 continue  # "محادثات استضافها في أنقرة": it hosted the talks; whoever follows is no guest of a person
+            if e in place_starts:  # "تستقبل أنقرة غدا وزير الخارجية الروسي": a place is the host
+                found += [f for f in _city_hosts(sent, hits, mentions, future) if f.place is not None
+                          and s < f.mention.start < nxt]
+                continue
             if home is not None and not adj_before and (bare := _bare_host(sent, hits, e, mentions)) is not None:
                 # "استقبل معالي السيد وزير الخارجية كلًّا على حدة، X، وY" in a report datelined Muscat: the host
                 # is named by his office alone, at home; the guests follow
@@ -1656,7 +1660,7 @@ def _real_places(sent: Sentence, hits: list[Hit], kn: Knowledge) -> list[Hit]:
         other = next((p for _s, _e, _k, p in of_kind(hits, "place") if p.country in _OTHER_KINGDOMS), None)
         if other is not None:  # (rebuilt as Hits, so the rules keep reading one kind at a time)
             hits = Hits((s, e, k, Place(None, other.country)) if k == "place" and sent.toks[s] in _KINGDOM
-                        else (s, e, k, p) for s, e, k, p in hits)
+                        and e - s == 1 else (s, e, k, p) for s, e, k, p in hits)  # (not "المملكة العربية السعودية")
     if "العاصمه" in sent.toks:
         # "العاصمة الإدارية الماليزية بوتراجايا": a capital named by its kind belongs to the adjective after it
         nat_at = {ns: c for ns, _ne, _k, c in of_kind(hits, "nat")}
@@ -1694,6 +1698,23 @@ _TRIP_NOUNS = frozenset(normalize(w) for w in ("الزيارة", "زيارته",
 _PRESENCE = frozenset(normalize(w) for w in ("الموجود", "المتواجد", "الموجودة", "المتواجدة"))
 # a trip stated as the subject's own ("في ختام زيارته إلى إسرائيل"): a call mentioned beside it does not undo it
 _STATED_TRIP = _PRESENCE | frozenset(normalize(w) for w in ("زيارته", "زيارتها", "جولته", "جولتها"))
+
+
+# verbs of a physical arrival or departure: no call or video link can be them
+_ARRIVAL_VERBS = frozenset(normalize(w) for w in (
+    "وصل", "وصلت", "وصلا", "وصلوا", "يصل", "تصل", "سيصل", "ستصل", "توجه", "توجهت", "يتوجه", "تتوجه", "سيتوجه",
+    "ستتوجه", "حط", "حطت", "غادر", "غادرت", "ووصل", "ووصلت", "وتوجه", "وتوجهت"))
+
+
+def _remote_after_arrival(sent: Sentence, hits: list[Hit], kinds: set[str]) -> tuple[list[Hit], set[str]]:
+    """"وصل X إلى الدوحة، ... في اجتماع رباعي مع Y، وممثل عن الإدارة الأميركية عبر الاتصال المرئي": a video link
+    named well after an arrival is someone else's; the arrival stands (the triggers after the link are dropped)."""
+    r0 = min(rs for rs, _re, _k, _p in of_kind(hits, "remote"))
+    arrivals = [te for ts, te, _k, _p in of_kind(hits, "trig") if sent.toks[ts] in _ARRIVAL_VERBS]
+    if not arrivals or r0 - min(arrivals) < 12:
+        return hits, kinds
+    keep = Hits(h for h in hits if h[2] != "remote" and not (h[2] == "trig" and h[0] > r0))
+    return keep, {h[2] for h in keep}
 
 
 def _presence_only(sent: Sentence, hits: list[Hit]) -> tuple[list[Hit], set[str]]:
@@ -1914,8 +1935,11 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
         if not hits:
             continue
         kinds = set(hits.by_kind) if type(hits) is Hits else set(map(_KIND, hits))  # (the kinds: the index's keys)
-        if "remote" in kinds and "trig" in kinds and not _STATED_TRIP.isdisjoint(sent.toks):
-            hits, kinds = _presence_only(sent, hits)
+        if "remote" in kinds and "trig" in kinds:
+            if not _STATED_TRIP.isdisjoint(sent.toks):
+                hits, kinds = _presence_only(sent, hits)
+            else:
+                hits, kinds = _remote_after_arrival(sent, hits, kinds)
         ctx = last if si - last_idx <= 3 else None
         background = False
         alias = bool(coref.surnames) and not coref.surnames.keys().isdisjoint(sent.toks)
