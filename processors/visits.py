@@ -568,8 +568,15 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
                 out.append(_alias(src, i, i + 1, name=(i, i + 1)))
     for m in out:
         m.sent = sent
+        if m.start and toks[m.start - 1] in _KIN:
+            m.high = False  # "جاريد كوشنر صهر الرئيس دونالد ترامب", "برفقة ابنة ترمب": named for a relative
     out.sort(key=lambda m: m.start)
     return out
+
+
+_KIN = frozenset(normalize(w) for w in (
+    "صهر", "ابنة", "ابن", "نجل", "نجلة", "زوجة", "زوج", "شقيق", "شقيقة", "كريمة", "حفيد", "حفيدة", "والد", "والدة",
+    "أرملة", "عم", "خال"))
 
 
 def _alias(src: Mention, start: int, end: int, *, name: tuple[int, int] | None = None,
@@ -2134,7 +2141,8 @@ def _companions(sent: Sentence, mentions: list[Mention], fs: list[_Found], prev:
     for m in sorted(mentions, key=lambda x: x.start):
         if m.start < j:
             continue
-        if m.start > j and not (m.start - j <= 1 and (_conj(sent, m.start) or toks[j] == ",")):
+        if m.start > j and not (m.start - j <= 1 and (_conj(sent, m.start) or toks[j] == ",")) \
+                and not _titled_name(toks, j, m, first=not out):
             break
         j = m.end
         if not (m.official or m.title) or (m.title and m.title.delegation):
@@ -2151,6 +2159,19 @@ def _companions(sent: Sentence, mentions: list[Mention], fs: list[_Found], prev:
             have.add(vid)
             out.append(f)
     return out
+
+
+def _titled_name(toks: list[str], j: int, m: Mention, first: bool) -> bool:
+    """A named companion after a title we do not know: "يرافقه رئيس مكتبه أندريه يرماك"، "، ووزير الدفاع رستم
+    أوميروف"، "ومسؤولة السياسة الخارجية في الاتحاد كايا كالاس" (the title words between j and the name)."""
+    if m.official is None and m.name is None:
+        return False
+    gap = toks[j:m.start]
+    if not first and gap[:1] == [","]:
+        gap = gap[1:]
+    if not gap or len(gap) > 5 or not PUNCT.isdisjoint(gap):
+        return False
+    return first or gap[0][:1] == "و" and gap[0] not in _NOT_AND
 
 
 def _valid(f: _Found, kn: Knowledge) -> bool:
