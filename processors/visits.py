@@ -165,6 +165,8 @@ def _background(sent: Sentence, hits: list[Hit]) -> bool:
         if "منذ" in toks[max(0, i - 3):i]:
             continue  # "منذ عام 2013", "منذ أواخر مايو/أيار": a duration ("the first since"), not the trip's date
         if t in _PAST_WORDS and (t != "مره" or "اخر" in toks[max(0, i - 2):i]):
+            if toks[i - 1:i] == ["الاسبوع"] or toks[i + 1:i + 2] == ["الاسبوع"]:
+                continue  # "وكان قالن قد زار القاهرة الأسبوع الماضي": a trip of the last days is still news
             return True
         if t == "سابق" and toks[i + 1:i + 2] == ["من"] and not _PERIODS.isdisjoint(toks[i + 2:i + 3]):
             return True  # "في وقت سابق من الشهر الجاري" (but "في وقت سابق من اليوم" is the same trip)
