@@ -570,12 +570,16 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
                 out.append(_alias(src, i, i + 1, name=(i, i + 1)))
     for m in out:
         m.sent = sent
-        if m.start and toks[m.start - 1] in _KIN:
-            m.high = False  # "جاريد كوشنر صهر الرئيس دونالد ترامب", "برفقة ابنة ترمب": named for a relative
+        if m.start and toks[m.start - 1] in _KIN or m.title is not None and m.title.id in _NOT_VISITORS \
+                and m.official is None:
+            # "جاريد كوشنر صهر الرئيس دونالد ترامب", "برفقة ابنة ترمب": named for a relative; "رئيس البرلمان
+            # الإيراني": an office whose holder is no high-level visitor
+            m.high = False
     out.sort(key=lambda m: m.start)
     return out
 
 
+_NOT_VISITORS = frozenset({"parliament-speaker", "chief-of-staff"})
 _KIN = frozenset(normalize(w) for w in (
     "صهر", "ابنة", "ابن", "نجل", "نجلة", "زوجة", "زوج", "شقيق", "شقيقة", "كريمة", "حفيد", "حفيدة", "والد", "والدة",
     "أرملة", "عم", "خال"))
@@ -1565,6 +1569,9 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             subj = list(pair)  # "وكان الوزيران قد وصلا إلى جدة": the two named before
         elif (rel := _relative_subject(toks, s, before)) is not None:
             subj = [rel]  # "التقى السيسي وزير الخارجية الإيراني الذي يزور القاهرة": the one met is the traveller
+        elif adj_before and after and after[0].start == e and id(after[0]) not in hosts and any(
+                f.sentence is sent and f.mention is adj_before[-1] for f in found):
+            subj = [after[0]]  # "وصل X إلى بيروت، فيما وصل Y إلى أنقرة، ووصل Z إلى دمشق": Z, right after his verb
         elif adj_before and id(adj_before[-1]) not in hosts \
                 and _CLAUSE_OPENERS.isdisjoint(toks[adj_before[-1].end:s]):  # (not "X، بينما وصل Y")
             subj = [adj_before[-1]]
