@@ -813,6 +813,9 @@ def _topic_ends(hits: list[Hit]) -> set[int]:
             and e not in title_ends}
 
 
+_TOPIC_NOUNS = frozenset(normalize(w) for w in (
+    "التطورات", "الأوضاع", "المستجدات", "الوضع", "الأزمة", "الأحداث", "التصعيد", "الاستقرار", "الأمن", "السلام",
+    "والتطورات", "والأوضاع", "والمستجدات", "التوترات", "الحرب", "المعارك", "الاشتباكات", "القتال"))
 _DELIVERY = ("ادخال", "لادخال", "وادخال", "ايصال", "لايصال", "وايصال", "تسليم", "لتسليم")
 _INTRO = frozenset({"الي", "في", "العاصمه", "مدينه", "منتجع", ",", "بلده", "لدوله", "دوله", "منطقه", "محافظه",
                     "ولايه", "اقليم", "مطار"})
@@ -856,6 +859,8 @@ def _places_after(hits: list[Hit], sent: Sentence, start: int, stop: int, *, dir
         if prev in ("من", "منذ", "عن") or prev in _CONCERNING and raw.startswith("ب") or prev in _ALLOTTED:
             # an origin; "لجنة المانحين الخاصة بفلسطين" (concerning Palestine); "المساعدات المخصصة لقطاع غزة"
             continue
+        if prev == "في" and s >= 2 and toks[s - 2] in _TOPIC_NOUNS:
+            continue  # "تناولت التطورات في قطاع غزة", "الأوضاع في السودان": the place of a topic
         if prev == "الي" and s >= 2 and toks[s - 2].startswith(_DELIVERY):
             continue  # "تمهيداً لإدخالها إلى قطاع غزة": where goods go, not where the traveller goes
         # "العاصمة المغربية الرباط": the capital named after its adjective
