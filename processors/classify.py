@@ -29,6 +29,10 @@ CONFLICT_DOMAIN = "commerce"  # the domain whose ``unless`` terms are the articl
 # A ceasefire story that reports a high-level trip is diplomacy about the truce (in the labelled sets 37 of 38 such
 # articles are mediation stories): the trip counts as one mid-weight mediation term.
 VISIT_MEDIATION_BONUS = 1.0
+# An article whose trips are mostly envoys' ("وصلت الممثلة الخاصة للأمين العام ... إلى بنغازي") is a mediation story
+# whatever its words: the trip is the mediation (in the labelled sets every such article is; an envoy among many
+# guests of a donor conference is not).
+ENVOY_LEAD_MEDIATION = 1.0  # (a multiple of the mediation threshold)
 
 
 LEX_KINDS = frozenset(f"lex:{lab}" for lab in LABELS)
@@ -56,8 +60,9 @@ def _domain_factors(counts: dict[str, int], kn: Knowledge) -> dict[str, float]:
     return factors
 
 
-def classify_doc(doc: Doc, kn: Knowledge, visits: int = 0) -> Labels:
-    """Labels of an analysed article that reports ``visits`` high-level trips."""
+def classify_doc(doc: Doc, kn: Knowledge, visits: int = 0, envoy_lead: bool = False) -> Labels:
+    """Labels of an analysed article that reports ``visits`` high-level trips (``envoy_lead``: mostly
+    envoys')."""
     term_counts: dict[str, dict[str, int]] = {lab: {} for lab in LABELS}  # term -> hits, in order of first hit
     raw = dict.fromkeys(LABELS, 0.0)
     first_sentence: dict[str, str] = {}
@@ -111,6 +116,8 @@ def classify_doc(doc: Doc, kn: Knowledge, visits: int = 0) -> Labels:
         raw["ceasefire"] += MEDIATION_CEASEFIRE_BONUS
     if visits and raw["ceasefire"] * factors["ceasefire"] >= kn.thresholds["ceasefire"]:
         raw["mediation"] += VISIT_MEDIATION_BONUS
+    if envoy_lead and factors["mediation"]:
+        raw["mediation"] = max(raw["mediation"], ENVOY_LEAD_MEDIATION * med_thr / factors["mediation"])
     out: dict[str, dict[str, object]] = {}  # each label's fields: one validation of the whole Labels
     for lab in LABELS:
         score = raw[lab] * factors[lab]
@@ -136,7 +143,14 @@ def classify(article: Article, visits: list[Visit] | None = None) -> Labels:
         from processors.visits import extract_visits
 
         visits = extract_visits(article)
-    return classify_doc(analyse_text(title, body, kn), kn, len(visits))
+    return classify_doc(analyse_text(title, body, kn), kn, len(visits), _envoy_lead(visits))
+
+
+def _envoy_lead(visits: list[Visit]) -> bool:
+    """Whether the trips an article reports are mostly envoys' (a key's identity names an envoy role: "us-envoy",
+    "un-envoy", "au-envoy"): an envoy among many guests of a conference does not make the story his."""
+    envoys = sum(v.key.partition(">")[0].endswith("-envoy") for v in visits)
+    return bool(visits) and 2 * envoys >= len(visits)
 
 
 if __name__ == "processors.classify":  # (not in the compiled copy itself): the mypyc build, when built from this file

@@ -231,7 +231,7 @@ def _plain_name_word(sent: Sentence, j: int, kn: Knowledge, known_ok: bool = Fal
     """Token j can be part of an unknown written name: no punctuation, function word, digit or known word (a known
     word is accepted with ``known_ok``: the first words after an honorific)."""
     t, st = sent.toks[j], sent.stems[j]
-    return not (t in PUNCT or t in STOPWORDS or len(t) < 2 or t.isdigit()
+    return not (t in PUNCT or t in STOPWORDS or len(t) < 2 or t.isdigit() or t in _COMPANIONS or t in _PURPOSE
                 or (st in kn.vocab.words and st not in kn.name_words and t.endswith(st)
                     and not _article_on_bare(sent, j, kn) and not known_ok))
 
