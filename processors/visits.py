@@ -296,6 +296,10 @@ def _brief_follows(toks: list[str], pe: int) -> bool:
     if pe >= len(toks):
         return False
     t = toks[pe]
+    if t == "," and pe + 1 < len(toks):  # "المبعوث الفرنسي الخاص إلى لبنان، إتيان موران،": the name after a comma
+        t = toks[pe + 1]
+        return not (t in PUNCT or t in _ASIDE_WORDS or t in _AFTER_TRIP or t in ("حيث", "وذلك")
+                    or t.startswith(("و", "لل", "لبحث", "لمناقش")))
     return not (t in PUNCT or t in _ASIDE_WORDS or t in _AFTER_TRIP or t.startswith(("لل", "لبحث", "لمناقش")))
 
 
@@ -856,7 +860,7 @@ def _places_after(hits: list[Hit], sent: Sentence, start: int, stop: int, *, dir
                 last_end = e
                 continue
             break
-        if prev in ("من", "منذ", "عن") or prev in _CONCERNING and raw.startswith("ب") or prev in _ALLOTTED:
+        if prev in ("من", "منذ", "عن", "بعد", "قبل") or prev in _CONCERNING and raw.startswith("ب") or prev in _ALLOTTED:
             # an origin; "لجنة المانحين الخاصة بفلسطين" (concerning Palestine); "المساعدات المخصصة لقطاع غزة"
             continue
         if prev == "في" and s >= 2 and toks[s - 2] in _TOPIC_NOUNS:
