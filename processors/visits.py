@@ -827,6 +827,7 @@ _DIRECTION = frozenset({"جنوب", "جنوبي", "شمال", "شمالي", "ش�
 _INTRO_PREFIX = ("ل", "ب", "وب", "ول", "فب", "فل")
 
 
+_NOT_TO = frozenset({"من", "منذ", "عن", "بعد", "قبل"})
 _ALLOTTED = frozenset(normalize(w) for w in ("المخصصة", "المخصص", "المخصصين", "المتجهة", "المتجه", "الموجهة",
                                               "الموجه", "مخصصة", "متجهة"))
 
@@ -860,8 +861,9 @@ def _places_after(hits: list[Hit], sent: Sentence, start: int, stop: int, *, dir
                 last_end = e
                 continue
             break
-        if prev in ("من", "منذ", "عن", "بعد", "قبل") or prev in _CONCERNING and raw.startswith("ب") or prev in _ALLOTTED:
-            # an origin; "لجنة المانحين الخاصة بفلسطين" (concerning Palestine); "المساعدات المخصصة لقطاع غزة"
+        if prev in _NOT_TO or prev in _CONCERNING and raw.startswith("ب") or prev in _ALLOTTED:
+            # an origin; "بعد بيروت" (the leg before); "لجنة المانحين الخاصة بفلسطين" (concerning Palestine);
+            # "المساعدات المخصصة لقطاع غزة"
             continue
         if prev == "في" and s >= 2 and toks[s - 2] in _TOPIC_NOUNS:
             continue  # "تناولت التطورات في قطاع غزة", "الأوضاع في السودان": the place of a topic
