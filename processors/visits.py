@@ -347,6 +347,9 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
             continue  # "الأمير محمد بن عبد الرحمن بن عبد العزيز": a longer lineage, another person
         if s and (sent.stems[s - 1] in _NAMED_AFTER or s > 1 and sent.stems[s - 2] in _NAMED_AFTER):
             continue  # "مطار حيدر علييف الدولي", "مطار معيتيقة": a place named after someone
+        if mode == "alias" and s >= 2 and _plain_name_word(sent, s - 1, kn) and any(
+                he == s - 1 for _hs, he, k2, _p in hits if k2 in ("titles_before_names", "nat", "title")):
+            continue  # "وزير الدفاع النيجري الفريق ساليفو مودي": another man's full name, not Modi's surname
         if mode != "context" or oid in present:
             offs[s] = (e, kn.officials[oid])
     for s, e, _k, payload in of_kind(hits, "nat"):
