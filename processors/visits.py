@@ -926,6 +926,8 @@ def _skip_aside(toks: list[str], i: int) -> int:
         j += 1
     if j == k and comma and j + 1 < n and toks[j] == "علي" and toks[j + 1] == "راس":
         j = next((x for x in range(j + 2, min(n, j + 9)) if toks[x] == ","), k)
+    elif j == k and comma and j + 1 < n and toks[j] in ("برياسه", "بقياده"):  # "وفد حماس، برئاسة أبو شنب، ..."
+        j = next((x for x in range(j + 1, min(n, j + 7)) if toks[x] == ","), k)
     if j == k:
         return i
     if comma:
@@ -1655,8 +1657,11 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             places = _places_after(hits, sent, 0, rel.start, need_fi=True)[-1:] or [
                 (ps, p) for ps, pe, _k, p in of_kind(hits, "place")
                 if pe < rel.start and pe < len(toks) and toks[pe] in _RECEIVES][-1:]  # "تتهيأ بيروت لاستقبال X"
-        if not places and _JOINS.intersection(toks[s:e + 1]) and any(
-                toks[j] in _EVENT_NOUNS for j in range(e, min(len(toks), e + 3))):
+        if not places and _JOINS.intersection(toks[s:e + 1]) and (any(
+                toks[j] in _EVENT_NOUNS for j in range(e, min(len(toks), e + 3))) or any(
+                toks[j] == "الي" and (toks[j + 1] in _EVENT_NOUNS or toks[j + 1] in _EVENT_OF_CITY)
+                for j in range(e, min(len(toks) - 1, e + 16)))):
+            # ("انضم فيه وزير الدولة القطري، الذي وصل صباح أمس، إلى اجتماعات الوسطاء")
             # "فيما ينتظر أن ينضم إلى الاجتماع غدا X": the meeting of the arrival just reported
             places = [(s, found[-1].place)] if found else ([(s, prev_place)] if prev_place is not None else [])
         if not places and toks[s - 1:s] == ["كما"] and found and found[-1].sentence is sent:
