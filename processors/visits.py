@@ -1966,9 +1966,12 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
     pair_idx = -10
     venues: list[tuple[Sentence, Place, str]] = []  # talks held at a named place
     heads: list[Mention] = []  # state delegation heads named without a trip of their own
+    event_venue: Place | None = None  # the city the article says hosts a conference or summit
     for si, (sent, hits) in enumerate(zip(doc.sentences, doc.hits, strict=True)):
         if not hits:
             continue
+        if event_venue is None and not _HOSTS_EVENT.isdisjoint(sent.toks):
+            event_venue = _hosted_event_venue(sent, hits)
         kinds = set(hits.by_kind) if type(hits) is Hits else set(map(_KIND, hits))  # (the kinds: the index's keys)
         if "remote" in kinds and "trig" in kinds:
             if not _STATED_TRIP.isdisjoint(sent.toks):
@@ -1998,6 +2001,9 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
                     # where the previous sentence's traveller arrived; "ومن المقرر أن يشارك في المؤتمر X": where
                     # the conference just reported is held
                     prev_place = found[-1].place
+                elif attend and prev_place is None and event_venue is not None \
+                        and not _EVENT_NOUNS.isdisjoint(sent.toks):
+                    prev_place = event_venue  # "تستعد القاهرة لاستضافة المؤتمر ... ومن المقرر أن يشارك في المؤتمر X"
                 if also:
                     prev_place = found[-1].place
                 fs = _trigger_visits(sent, hits, mentions, ctx, kn, prev_place, kinds,
@@ -2079,6 +2085,24 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
             last_idx = si
     found.extend(_venue_visits(venues, heads, found, kn))
     return found
+
+
+_HOSTS_EVENT = frozenset(normalize(w) for w in (
+    "لاستضافة", "لاحتضان", "تستضيف", "يستضيف", "ستستضيف", "سيستضيف", "تحتضن", "يحتضن", "استضافة", "احتضان"))
+
+
+def _hosted_event_venue(sent: Sentence, hits: list[Hit]) -> Place | None:
+    """"تستعد القاهرة لاستضافة «المؤتمر الدولي ...»", "تحتضن الرياض القمة": the city named right before or after
+    the hosting word, when a conference, summit or talks follow it."""
+    toks = sent.toks
+    for i, t in enumerate(toks):
+        if t not in _HOSTS_EVENT or not any(
+                toks[j] in _EVENT_NOUNS or toks[j] in _EVENT_OF_CITY for j in range(i + 1, min(len(toks), i + 5))):
+            continue
+        near = [p for s0, e0, _k, p in of_kind(hits, "place") if e0 in (i, i - 1) or s0 == i + 1]
+        if near:
+            return near[0]
+    return None
 
 
 # a place that receives someone: "تستضيف القاهرة اليوم وفدا إسرائيليا", "تستقبل أنقرة غدا وزير الخارجية الروسي"
