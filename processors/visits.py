@@ -260,7 +260,7 @@ def _name_before(sent: Sentence, s: int, kn: Knowledge, taken: set[int]) -> tupl
 # Titles whose own wording may name a country ("المبعوث الأممي الخاص إلى اليمن", "الموفد الأميركي لدى لبنان"):
 # that country is part of the title, never the destination of the trip.
 ENVOY_TITLES = frozenset({"envoy", "un-envoy", "white-house-envoy", "quartet-envoy"})
-_TITLE_QUAL = frozenset({"الخاص", "الخاصه", "الاممي", "الامميه", "الرياسي", "الدايم"})
+_TITLE_QUAL = frozenset({"الخاص", "الخاصه", "الاممي", "الامميه", "الرياسي", "الدايم", "الدولي", "الدوليه"})
 _TITLE_OF = frozenset({"لدي", "بشان", "لشوون", "لملف"})  # always part of the title: "لدى X", "لشؤون X"
 
 
