@@ -406,6 +406,9 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
                 m.country = nats[s - 1][1]  # "أرسلت مصر وفدا": the sender's delegation
             if m.country is None and t.delegation:
                 back = [(os_, oe_, o) for os_, (oe_, o) in orgs.items() if 0 <= s - oe_ <= 2]
+                if not back and (toks[s - 1:s] in (["ان"], ["بان"]) or any(w.endswith("ها") for w in toks[e:e + 3])):
+                    # "أعلنت حركة حماس ... أن وفدا من قيادتها برئاسة X وصل": the body that announces its own
+                    back = [(os_, oe_, o) for os_, (oe_, o) in orgs.items() if 0 <= s - oe_ <= 12]
                 if back:
                     m.org = back[-1][2]
                     m.country = kn.orgs[m.org]["country"]
