@@ -271,6 +271,10 @@ def _title_tail(toks: list[str], k: int, place_ends: dict[int, int]) -> int:
     k0 = k
     while k < n and toks[k] in _TITLE_QUAL:
         k += 1
+    if toks[k:k + 2] == ["للشرق", "الاوسط"]:  # "المبعوث الأميركي للشرق الأوسط": a region's brief
+        return k + 2
+    if toks[k:k + 3] == ["لشوون", "الشرق", "الاوسط"]:
+        return k + 3
     if k + 1 < n and k + 1 in place_ends and (toks[k] in _TITLE_OF or toks[k] == "الي" and (
             k > k0 and toks[k - 1] in ("الخاص", "الخاصه") and _brief_follows(toks, place_ends[k + 1])
             or any(j in place_ends and toks[j - 1] in ("الي", "في")
@@ -370,6 +374,8 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
         inner: list[int] = []
         if t.org or t.country:
             m.country = t.country
+            if t.country and e in nats and nats[e][1] == t.country:
+                m.end = nats[e][0]  # "مدير وكالة المخابرات المركزية الأميركية": the office's own adjective
         else:
             k = e
             limit = min(len(toks), e + t.gap + 1)
@@ -491,7 +497,8 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
                 m.end = oe
                 used.add(ahead[0])
         elif not t.delegation and not inner:
-            span = _name_after(sent, m.end + m.former, hon, kn)
+            # (after a bracketed abbreviation: "مدير وكالة المخابرات المركزية الأميركية (سي آي إيه) X")
+            span = _name_after(sent, bracket_end if bracket_end > m.end else m.end + m.former, hon, kn)
             if span:
                 m.name = span
                 m.end = span[1]
