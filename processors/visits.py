@@ -588,15 +588,15 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
     for m in out:
         m.sent = sent
         if m.start and toks[m.start - 1] in _KIN or m.title is not None and m.title.id in _NOT_VISITORS \
-                and m.official is None:
+                or m.official is not None and m.official.role in _NOT_VISITORS:
             # "جاريد كوشنر صهر الرئيس دونالد ترامب", "برفقة ابنة ترمب": named for a relative; "رئيس البرلمان
-            # الإيراني": an office whose holder is no high-level visitor
+            # الإيراني", "السفير السعودي لدى اليمن محمد آل جابر": an office whose holder is no high-level visitor
             m.high = False
     out.sort(key=lambda m: m.start)
     return out
 
 
-_NOT_VISITORS = frozenset({"parliament-speaker", "chief-of-staff"})
+_NOT_VISITORS = frozenset({"parliament-speaker", "chief-of-staff", "ambassador"})
 _KIN = frozenset(normalize(w) for w in (
     "صهر", "ابنة", "ابن", "نجل", "نجلة", "زوجة", "زوج", "شقيق", "شقيقة", "كريمة", "حفيد", "حفيدة", "والد", "والدة",
     "أرملة", "عم", "خال"))
