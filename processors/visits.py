@@ -840,6 +840,7 @@ _DIRECTION = frozenset({"جنوب", "جنوبي", "شمال", "شمالي", "ش�
 _INTRO_PREFIX = ("ل", "ب", "وب", "ول", "فب", "فل")
 
 
+_AT_PLACE = frozenset({"بمطار", "بمدينه", "بالعاصمه", "بقصر", "بمقر"})  # "استقبل ... بمطار الرباط"
 _NOT_TO = frozenset({"من", "منذ", "عن", "بعد", "قبل"})
 _ALLOTTED = frozenset(normalize(w) for w in ("المخصصة", "المخصص", "المخصصين", "المتجهة", "المتجه", "الموجهة",
                                               "الموجه", "مخصصة", "متجهة"))
@@ -890,7 +891,7 @@ def _places_after(hits: list[Hit], sent: Sentence, start: int, stop: int, *, dir
         if not need_intro:
             intro = True
         elif need_fi:
-            intro = prev == "في" or raw.startswith(("بال", "فال")) or (
+            intro = prev == "في" or prev in _AT_PLACE or raw.startswith(("بال", "فال")) or (
                 raw.startswith(("ب", "وب", "فب")) and raw != sent.stems[s])  # "استقبل العاهل الأردني بعمان"
         elif direct_ok is not None and (s in (direct_ok, _skip_aside(toks, direct_ok))
                                         or capital and s - 2 == direct_ok):
@@ -1444,6 +1445,11 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             # the guest follows the host, after asides ("استقبل الرئيس X، اليوم الاثنين، بقصر الاتحادية، الفريق Y")
             guests = [m for m in mentions if m.start >= anchor and m is not host
                       and _words_between(sent, hits, anchor, m.start) <= FORWARD_WINDOW][:1]
+            if not guests and host.country:
+                # "استقبل الملك X، مرفوقا بولي العهد ...، اليوم بمطار الرباط، رئيس الجمهورية الفرنسية": a foreign
+                # guest after the host's retinue and the time and place of the reception
+                guests = [m for m in mentions if m.start >= anchor and m.country and m.country != host.country
+                          and m.high and m.start - anchor <= 3 * FORWARD_WINDOW and "." not in toks[anchor:m.start]][:1]
             if guests and guests[0].start and toks[guests[0].start - 1] == "بين":
                 # "يستضيف ... محادثات بين رئيس الوزراء الكمبودي X ورئيس الوزراء التايلاندي Y": both are guests
                 guests += [m for m in mentions if 0 <= m.start - guests[0].end <= 1 and _conj(sent, m.start)][:1]
