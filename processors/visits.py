@@ -1359,7 +1359,7 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
                     elif plain and and_title and len(gap) <= 3:
                         chain.append(m)  # "... وقائد الجيش العماد جوزيف عون": a coordinated title we do not know
                     elif not chain[1:] and not pre and (m.start - chain[-1].end <= 1 or (
-                            plain and gap and not and_title)):
+                            plain and gap and not and_title) or _skip_aside(toks, chain[-1].end) == m.start):
                         # "يلتقي الوزير الألماني نتنياهو", "يلتقي المبعوث الأميركي رئيس حكومة تصريف الأعمال
                         # نجيب ميقاتي": subject then object
                         chain.append(m)
@@ -1377,7 +1377,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             elif chain and any(id(m) in hosts for m in post if m.start > chain[0].start):
                 subjects.add(id(chain[0]))  # "التقى الوزير البرتغالي في عمان نظيره الأردني"
                 hosts.update(id(m) for m in chain[1:])
-            elif len(chain) > 1 and not _conj(sent, chain[1].start) and not toks[chain[0].start].startswith("ب"):
+            elif len(chain) > 1 and not _conj(sent, chain[1].start) and not (  # (not "بالرئيس"; "بلينكن" is a name)
+                    toks[chain[0].start].startswith("ب") and sent.stems[chain[0].start] != toks[chain[0].start]):
                 subjects.add(id(chain[0]))  # "يلتقي الوزير الألماني نتنياهو": subject, then the object(s)
                 hosts.update(id(m) for m in chain[1:])
             else:
