@@ -65,7 +65,7 @@ def run_classify(paths: list[str], jsonl: bool, out: TextIO) -> int:
 
         console = Console(file=out, highlight=False, soft_wrap=True)
     n_ok = n_err = 0
-    dated: dict[str, set[str]] = {}  # identity>country -> buckets of the dated reports read so far
+    dated: dict[str, set[str]] = {}  # identity>country (and person>country) -> buckets of the dated reports so far
     held: list[tuple[Article, Labels, list[Visit]]] = []  # articles without a date that report visits, written last
 
     def write(item: Article, labels: Labels, visits: list[Visit]) -> None:
@@ -98,6 +98,8 @@ def run_classify(paths: list[str], jsonl: bool, out: TextIO) -> int:
         for v in visits:
             trip, bucket = split_key(v.key)
             dated.setdefault(trip, set()).add(bucket)
+            if v.visitor_id:  # (the person too, for an office several people hold: join_undated)
+                dated.setdefault(f"{v.visitor_id}>{v.destination_country}", set()).add(bucket)
         write(item, labels, visits)
     for item, labels, visits in held:
         write(item, labels, join_undated(visits, dated))

@@ -165,8 +165,10 @@ def _background(sent: Sentence, hits: list[Hit]) -> bool:
         if "منذ" in toks[max(0, i - 3):i]:
             continue  # "منذ عام 2013", "منذ أواخر مايو/أيار": a duration ("the first since"), not the trip's date
         if t in _PAST_WORDS and (t != "مره" or "اخر" in toks[max(0, i - 2):i]):
-            if toks[i - 1:i] == ["الاسبوع"] or toks[i + 1:i + 2] == ["الاسبوع"]:
-                continue  # "وكان قالن قد زار القاهرة الأسبوع الماضي": a trip of the last days is still news
+            if toks[i - 1:i] == ["الاسبوع"] or toks[i + 1:i + 2] == ["الاسبوع"] or toks[i - 1:i] and (
+                    toks[i - 1] in _WEEKDAYS):
+                # "وكان قالن قد زار القاهرة الأسبوع الماضي", "الثلاثاء الماضي": a trip of the last days is still news
+                continue
             return True
         if t == "سابق" and toks[i + 1:i + 2] == ["من"] and not _PERIODS.isdisjoint(toks[i + 2:i + 3]):
             return True  # "في وقت سابق من الشهر الجاري" (but "في وقت سابق من اليوم" is the same trip)
@@ -690,16 +692,19 @@ def join_undated(visits: list[Visit], dated: dict[str, set[str]]) -> list[Visit]
     """The visits of an article without a date take the bucket of the same visitor and destination reported with a
     date.
 
-    ``dated`` maps ``identity>country`` to the buckets seen for it in dated articles of the same input. A visit
-    whose trip has exactly one such bucket is the same trip and gets that key (its own bucket came from a month
-    written in the text, often a background date, or is ``undated``); with none or several (two trips in
-    different months) it keeps its key. Used where a batch of articles is read together (``trucewatch
-    classify``); the stream always has an event time.
+    ``dated`` maps ``identity>country`` (and ``visitor_id>country``: a known person) to the buckets seen for it in
+    dated articles of the same input. A visit whose trip has exactly one such bucket is the same trip and gets
+    that key (its own bucket came from a month written in the text, often a background date, or is
+    ``undated``); when its office has several (two envoys of one country, in different months), the buckets of
+    the person himself decide; with none or several it keeps its key. Used where a batch of articles is read
+    together (``trucewatch classify``); the stream always has an event time.
     """
     out = []
     for v in visits:
         trip, bucket = split_key(v.key)
         seen = dated.get(trip, set())
+        if len(seen) > 1 and v.visitor_id:
+            seen = dated.get(f"{v.visitor_id}>{v.destination_country}", seen)
         if len(seen) == 1 and bucket not in seen:
             v = v.model_copy(update={"key": f"{trip}@{next(iter(seen))}"})
         out.append(v)
@@ -913,6 +918,8 @@ _ASIDE_WORDS = frozenset(normalize(w) for w in (
     "اليوم", "أمس", "امس", "غدا", "يوم", "صباح", "مساء", "ظهر", "فجر", "الليلة", "ليل", "هذا", "الأسبوع", "المقبل",
     "الجاري", "الماضي", "الأحد", "الاثنين", "الإثنين", "الثلاثاء", "الأربعاء", "الخميس", "الجمعة", "السبت",
     "أيضا", "أيضاً", "كذلك",
+    # "، لليوم الثاني على التوالي،"
+    "لليوم", "الثاني", "الثالث", "الرابع", "التوالي",
 ))
 # the verb before a subject that precedes a noun predicate ("بدأ X زيارة", "حل X ضيفا على", "أجرى X محادثات")
 _LEAD_PAST = frozenset(normalize(w) for w in (
@@ -933,7 +940,8 @@ def _skip_aside(toks: list[str], i: int) -> int:
     n = len(toks)
     comma = i < n and toks[i] == ","
     k = j = i + 1 if comma else i
-    while j < n and (toks[j] in _ASIDE_WORDS or toks[j].isdigit()):
+    while j < n and (toks[j] in _ASIDE_WORDS or toks[j].isdigit() or toks[j] == "علي" and toks[j + 1:j + 2] == [
+            "التوالي"]):
         j += 1
     if j == k and comma and j + 1 < n and toks[j] == "علي" and toks[j + 1] == "راس":
         j = next((x for x in range(j + 2, min(n, j + 9)) if toks[x] == ","), k)
@@ -1669,6 +1677,12 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             places = _places_after(hits, sent, e, subj[0].start, direct_ok=e)
         if not places:
             places = _places_after(hits, sent, start, stop, direct_ok=start)
+        if places and subj[0].country and all(p.country == subj[0].country for _ps, p in places):
+            # "وفد من حماس برئاسة نائب رئيس الحركة في قطاع غزة خليل الحية، اليوم، إلى القاهرة": a place of the
+            # subject's own title is at home; the trip's place follows
+            nxt_from = max(ps for ps, _p in places) + 1
+            places = [(ps, p) for ps, p in _places_after(hits, sent, nxt_from, min(len(toks), nxt_from + PLACE_WINDOW))
+                      if p.country != subj[0].country] or places
         if not places and rel is not None and subj[0] is rel:
             # "التقى السيسي في القاهرة الوزير ... الذي وصل في زيارة مفاجئة": the venue named before him
             places = _places_after(hits, sent, 0, rel.start, need_fi=True)[-1:] or [
@@ -2116,7 +2130,7 @@ def _hosted_event_venue(sent: Sentence, hits: list[Hit]) -> Place | None:
         if t not in _HOSTS_EVENT or not any(
                 toks[j] in _EVENT_NOUNS or toks[j] in _EVENT_OF_CITY for j in range(i + 1, min(len(toks), i + 5))):
             continue
-        near = [p for s0, e0, _k, p in of_kind(hits, "place") if e0 in (i, i - 1) or s0 == i + 1]
+        near: list[Place] = [p for s0, e0, _k, p in of_kind(hits, "place") if e0 in (i, i - 1) or s0 == i + 1]
         if near:
             return near[0]
     return None

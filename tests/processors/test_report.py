@@ -108,3 +108,17 @@ def test_an_undated_report_with_a_background_month_joins_the_dated_trip(tmp_path
     keys = {r["id"]: [v["key"] for v in r["visits"]] for r in map(json.loads, out.getvalue().splitlines())}
     assert keys["undated"] == keys["dated"] == ["us-foreign-minister>EG@2014-10"]
     assert keys["alone"] == ["fr-foreign-minister>EG@2007-08"]  # no dated report of that trip: the text's month
+
+
+def test_an_undated_report_of_a_known_person_joins_his_dated_trip_when_his_office_is_ambiguous(tmp_path: Path) -> None:
+    # two US envoys in Beirut in two months: the office "us-envoy>LB" is ambiguous, the person is not
+    path = _records(tmp_path, [
+        {"id": "undated", "text": "واصل المبعوث الأميركي عاموس هوكستين لقاءاته في بيروت.", "date": None},
+        {"id": "hochstein", "text": "وصل المبعوث الأميركي عاموس هوكستين إلى بيروت.", "date": "2024-11-19"},
+        {"id": "barrack", "text": "وصل المبعوث الأميركي توم باراك إلى بيروت.", "date": "2025-07-07"},
+    ])
+    out = io.StringIO()
+    assert run_classify([path], jsonl=True, out=out) == 0
+    keys = {r["id"]: [v["key"] for v in r["visits"]] for r in map(json.loads, out.getvalue().splitlines())}
+    assert keys["barrack"] == ["us-envoy>LB@2025-07"]
+    assert keys["undated"] == keys["hochstein"] == ["us-envoy>LB@2024-11"]
