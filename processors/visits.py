@@ -947,6 +947,11 @@ def _skip_aside(toks: list[str], i: int) -> int:
         j = next((x for x in range(j + 2, min(n, j + 9)) if toks[x] == ","), k)
     elif j == k and comma and j + 1 < n and toks[j] in ("برياسه", "بقياده"):  # "وفد حماس، برئاسة أبو شنب، ..."
         j = next((x for x in range(j + 1, min(n, j + 7)) if toks[x] == ","), k)
+    elif j == k and comma and j + 2 < n and toks[j] in _RELATIVE:
+        # "X، الذي يتولى التنسيق مع الاتحاد في ملف التعافي، سيزور القاهرة": a relative clause closed by a comma
+        j = next((x for x in range(j + 1, min(n, j + 15)) if toks[x] in PUNCT), k)
+        if j >= n or toks[j] != "," or not _ARRIVAL_VERBS.isdisjoint(toks[k:j]):
+            j = k  # (not a clause that reports a trip of its own: "X، الذي وصل إلى المدينة مساء الأربعاء،")
     if j == k:
         return i
     if comma:
