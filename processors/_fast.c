@@ -77,6 +77,7 @@ typedef struct {
     Py_ssize_t len;   /* code points */
     Py_UCS4 *chars;   /* owned copy */
     PyObject *parts;  /* strong: the memo's (tokens, stems) */
+    uint64_t bits;    /* the word classes of its tokens and stems (normalize.TOKEN_BITS / STEM_BITS) */
 } WEntry;
 
 #define WC_MAX (1 << 20) /* entries at most (then the mirror starts over) */
@@ -85,6 +86,10 @@ static WEntry *wc_tab = NULL;
 static size_t wc_cap = 0, wc_used = 0;
 static PyObject *wc_memo = NULL; /* strong */
 static Py_ssize_t wc_memo_size = 0;
+/* The word-class tables the mirrored bits were computed from (strong; NULL: none given), and how many classes they
+ * held: a new class (analysis.word_class) or other tables drop the mirror, so every entry's bits are current. */
+static PyObject *wc_tokbits = NULL, *wc_stembits = NULL;
+static Py_ssize_t wc_nclasses = -1;
 
 static void wc_clear(void) {
     for (size_t i = 0; i < wc_cap; i++) {
@@ -133,8 +138,8 @@ static inline uint64_t wc_hash(const Py_UCS4 *c, Py_ssize_t n) {
     return h ? h : 1;
 }
 
-/* borrowed value for the word, NULL if not mirrored */
-static inline PyObject *wc_get(const Py_UCS4 *c, Py_ssize_t n, uint64_t h) {
+/* the mirrored entry of the word, NULL if not mirrored */
+static inline WEntry *wc_get(const Py_UCS4 *c, Py_ssize_t n, uint64_t h) {
     if (wc_cap == 0)
         return NULL;
     size_t mask = wc_cap - 1;
@@ -143,12 +148,39 @@ static inline PyObject *wc_get(const Py_UCS4 *c, Py_ssize_t n, uint64_t h) {
         if (e->h == 0)
             return NULL;
         if (e->h == h && e->len == n && memcmp(e->chars, c, sizeof(Py_UCS4) * (size_t)n) == 0)
-            return e->parts;
+            return e;
     }
 }
 
-/* mirror word -> parts (a new reference is taken); -1 on error (no memory) */
+/* OR of table[x] over the strings of a tuple (table: str -> int); 0 without a table; (uint64_t)-1 and an exception
+ * on error */
+static uint64_t class_bits(PyObject *table, PyObject *tup) {
+    uint64_t bits = 0;
+    if (table == NULL || PyDict_GET_SIZE(table) == 0)
+        return 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tup); i++) {
+        PyObject *v = PyDict_GetItemWithError(table, PyTuple_GET_ITEM(tup, i));
+        if (v == NULL) {
+            if (PyErr_Occurred())
+                return (uint64_t)-1;
+            continue;
+        }
+        unsigned long long b = PyLong_AsUnsignedLongLong(v);
+        if (b == (unsigned long long)-1 && PyErr_Occurred())
+            return (uint64_t)-1;
+        bits |= (uint64_t)b;
+    }
+    return bits;
+}
+
+/* mirror word -> parts (a new reference is taken), with the word classes of its tokens and stems; -1 on error */
 static int wc_put(const Py_UCS4 *c, Py_ssize_t n, uint64_t h, PyObject *parts) {
+    uint64_t tb = class_bits(wc_tokbits, PyTuple_GET_ITEM(parts, 0));
+    if (tb == (uint64_t)-1 && PyErr_Occurred())
+        return -1;
+    uint64_t sb = class_bits(wc_stembits, PyTuple_GET_ITEM(parts, 1));
+    if (sb == (uint64_t)-1 && PyErr_Occurred())
+        return -1;
     if (wc_used >= WC_MAX)
         wc_clear();
     if ((wc_used + 1) * 2 > wc_cap) { /* keep the table at most half full */
@@ -181,6 +213,7 @@ static int wc_put(const Py_UCS4 *c, Py_ssize_t n, uint64_t h, PyObject *parts) {
     wc_tab[i].chars = copy;
     Py_INCREF(parts);
     wc_tab[i].parts = parts;
+    wc_tab[i].bits = tb | sb;
     wc_used++;
     wc_last = i;
     return 0;
@@ -478,11 +511,12 @@ typedef struct {
     Py_ssize_t ninfo, capinfo;
 } Ctx;
 
-static PyObject *s_index, *s_text, *s_toks, *s_stems, *s_words, *s_space;
+static PyObject *s_index, *s_text, *s_toks, *s_stems, *s_words, *s_space, *s_bits;
 
 /* Sentence(index, text, toks, stems): allocated and its slots set directly (what Sentence.__init__ does with
- * toks given and no words), without running the Python __init__. */
-static PyObject *new_sentence(Ctx *cx, Py_ssize_t index, PyObject *text, PyObject *toks, PyObject *stems) {
+ * toks given and no words), without running the Python __init__; its ``bits`` too when word classes are given. */
+static PyObject *new_sentence(Ctx *cx, Py_ssize_t index, PyObject *text, PyObject *toks, PyObject *stems,
+                              uint64_t bits) {
     PyTypeObject *tp = (PyTypeObject *)cx->sentence;
     PyObject *obj = tp->tp_alloc(tp, 0);
     if (obj == NULL)
@@ -496,6 +530,15 @@ static PyObject *new_sentence(Ctx *cx, Py_ssize_t index, PyObject *text, PyObjec
         return NULL;
     }
     Py_DECREF(idx);
+    if (wc_tokbits != NULL) {
+        PyObject *b = PyLong_FromUnsignedLongLong((unsigned long long)bits);
+        int r = b == NULL ? -1 : PyObject_GenericSetAttr(obj, s_bits, b);
+        Py_XDECREF(b);
+        if (r < 0) {
+            Py_DECREF(obj);
+            return NULL;
+        }
+    }
     return obj;
 }
 
@@ -536,6 +579,7 @@ static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base,
             continue;
         /* words: str.split() of the sentence; tokens and stems from the word memo (each value held in ``held``) */
         Py_ssize_t nheld = 0, ntok = 0;
+        uint64_t sbits = 0;
         Py_ssize_t k = a;
         int err = 0;
         while (k < b) {
@@ -547,9 +591,12 @@ static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base,
             while (k < b && !is_space(buf[k]))
                 k++;
             uint64_t wh = wc_hash(buf + ws, k - ws);
-            PyObject *parts = wc_get(buf + ws, k - ws, wh);
-            if (parts != NULL) {
+            WEntry *we = wc_get(buf + ws, k - ws, wh);
+            PyObject *parts;
+            if (we != NULL) {
+                parts = we->parts;
                 Py_INCREF(parts);
+                sbits |= we->bits;
             } else {
                 PyObject *word = PyUnicode_Substring(text, ws, k);
                 parts = word ? memo_get(cx->word_parts, word) : NULL;
@@ -574,6 +621,7 @@ static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base,
                     err = 1;
                     break;
                 }
+                sbits |= wc_tab[wc_last].bits;
             }
             if (nheld == *cap) {
                 PyObject **nw = PyMem_Realloc(*held, sizeof(PyObject *) * (*cap * 2));
@@ -620,7 +668,7 @@ static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base,
             continue;
         {
             PyObject *s = PyUnicode_Substring(text, a, b);
-            PyObject *sent = s ? new_sentence(cx, base + PyList_GET_SIZE(out), s, toks, stems) : NULL;
+            PyObject *sent = s ? new_sentence(cx, base + PyList_GET_SIZE(out), s, toks, stems, sbits) : NULL;
             Py_XDECREF(s);
             if (sent != NULL && cx->ninfo == cx->capinfo) {
                 Py_ssize_t nc = cx->capinfo ? cx->capinfo * 2 : 64;
@@ -676,11 +724,25 @@ static PyObject *fast_analyse_doc(PyObject *self, PyObject *args) {
     Py_ssize_t junk_line;
     Ctx cx;
     PyTypeObject *hits_type = NULL;
-    PyObject *seconds = NULL;
-    if (!PyArg_ParseTuple(args, "UUO!O!O!OO!nUO!|O!O:analyse_doc", &title, &body, &PyDict_Type, &cx.word_parts,
+    PyObject *seconds = NULL, *tokbits = NULL, *stembits = NULL;
+    Py_ssize_t nclasses = -1;
+    if (!PyArg_ParseTuple(args, "UUO!O!O!OO!nUO!|O!OO!O!n:analyse_doc", &title, &body, &PyDict_Type, &cx.word_parts,
                           &PyDict_Type, &index1, &PyDict_Type, &index2, &firsts, &PyTuple_Type, &markers, &junk_line,
-                          &end_word, &PyType_Type, &cx.sentence, &PyType_Type, &hits_type, &seconds))
+                          &end_word, &PyType_Type, &cx.sentence, &PyType_Type, &hits_type, &seconds, &PyDict_Type,
+                          &tokbits, &PyDict_Type, &stembits, &nclasses))
         return NULL;
+    if ((tokbits == NULL) != (stembits == NULL)) {
+        PyErr_SetString(PyExc_TypeError, "analyse_doc: token and stem class tables go together");
+        return NULL;
+    }
+    if (tokbits != wc_tokbits || stembits != wc_stembits || nclasses != wc_nclasses) {
+        wc_clear(); /* the mirrored bits were computed from other tables */
+        Py_XINCREF(tokbits);
+        Py_XSETREF(wc_tokbits, tokbits);
+        Py_XINCREF(stembits);
+        Py_XSETREF(wc_stembits, stembits);
+        wc_nclasses = nclasses;
+    }
     if (seconds != NULL && !PyAnySet_Check(seconds)) {
         PyErr_SetString(PyExc_TypeError, "seconds must be a set or frozenset");
         return NULL;
@@ -899,9 +961,10 @@ static PyObject *fast_hit_views(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"analyse_doc", fast_analyse_doc, METH_VARARGS,
      "analyse_doc(title, body, word_parts, index1, index2, firsts, junk_markers, junk_line, end_word, Sentence[, Hits"
-     "[, seconds]]) -> (sentences, hits, n_title), or None for text with presentation forms; each sentence's hits are "
+     "[, seconds[, token_bits, stem_bits, n_classes]]]) -> (sentences, hits, n_title), or None for text with presentation forms; each sentence's hits are "
      "a Hits with its by_kind index when the Hits class is given, else a list; seconds (the second stems of the "
-     "index2 keys) spares the index2 lookups that cannot hit."},
+     "index2 keys) spares the index2 lookups that cannot hit; token_bits/stem_bits (normalize.TOKEN_BITS, STEM_BITS: "
+     "word -> class bits) give each sentence its ``bits``."},
     {"scan", fast_scan, METH_VARARGS, "scan(stems, index1, index2, firsts) -> hits, as Knowledge.scan."},
     {"hit_views", fast_hit_views, METH_VARARGS,
      "hit_views(Hits, no_hits, of_kind, of_kinds) -> None: makes this module's of_kind and of_kinds those of "
@@ -921,8 +984,9 @@ PyMODINIT_FUNC PyInit__fast(void) {
     s_stems = PyUnicode_InternFromString("stems");
     s_words = PyUnicode_InternFromString("_words");
     s_space = PyUnicode_InternFromString(" ");
+    s_bits = PyUnicode_InternFromString("bits");
     s_by_kind = PyUnicode_InternFromString("by_kind");
-    if (!s_by_kind || !s_index || !s_text || !s_toks || !s_stems || !s_words || !s_space)
+    if (!s_by_kind || !s_index || !s_text || !s_toks || !s_stems || !s_words || !s_space || !s_bits)
         return NULL;
     return PyModule_Create(&module);
 }

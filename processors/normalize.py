@@ -302,15 +302,38 @@ class Vocab:
         return bare(tok)
 
 
+# Word classes: sets of tokens (or stems) that rules test a whole sentence against ("has the sentence any of these
+# words?"). Each class is one bit; a sentence's ``bits`` are the classes of its tokens and stems, computed once (by
+# the C accelerator from its word memo, else on first use), so such a test is one AND instead of a scan of the
+# sentence. Registered by analysis.word_class (which also drops analyses made before).
+TOKEN_BITS: dict[str, int] = {}  # token -> the bits of the classes holding it as a token
+STEM_BITS: dict[str, int] = {}  # stem -> the bits of the classes holding it as a stem
+
+
+def sentence_bits(toks: Iterable[str], stems: Iterable[str]) -> int:
+    """The word-class bits of a token list and its stems."""
+    bits = 0
+    tb, sb = TOKEN_BITS, STEM_BITS
+    for t in toks:
+        if t in tb:
+            bits |= tb[t]
+    for t in stems:
+        if t in sb:
+            bits |= sb[t]
+    return bits
+
+
 class Sentence:
     """One sentence: its original text, normalised tokens and their stems.
 
     Built from its raw words, a sentence makes its token list on first use (most sentences are only scanned
-    through their stems); after that ``toks`` is a plain attribute.
+    through their stems); after that ``toks`` is a plain attribute. ``bits``: its word classes (see TOKEN_BITS),
+    set by the C accelerator or computed on first use.
     """
 
-    __slots__ = ("index", "text", "toks", "stems", "_words")
+    __slots__ = ("index", "text", "toks", "stems", "_words", "bits")
     toks: list[str]  # normalised tokens (words and single punctuation marks), one per stem
+    bits: int
 
     def __init__(self, index: int, text: str, toks: list[str] | None, stems: list[str],
                  words: list[str] | None = None) -> None:
@@ -321,11 +344,14 @@ class Sentence:
         if toks is not None:
             self.toks = toks
 
-    def __getattr__(self, name: str) -> list[str]:  # only called while the ``toks`` slot is still empty
-        if name != "toks":
-            raise AttributeError(name)
-        self.toks = list(chain.from_iterable(map(_WORD_TOKENS.__getitem__, self._words or ())))
-        return self.toks
+    def __getattr__(self, name: str) -> object:  # only called while the ``toks`` or ``bits`` slot is still empty
+        if name == "toks":
+            self.toks = list(chain.from_iterable(map(_WORD_TOKENS.__getitem__, self._words or ())))
+            return self.toks
+        if name == "bits":
+            self.bits = sentence_bits(self.toks, self.stems)
+            return self.bits
+        raise AttributeError(name)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sentence):
