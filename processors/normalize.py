@@ -324,16 +324,40 @@ def sentence_bits(toks: Iterable[str], stems: Iterable[str]) -> int:
 
 
 class Sentence:
-    """One sentence: its original text, normalised tokens and their stems.
-
-    Built from its raw words, a sentence makes its token list on first use (most sentences are only scanned
-    through their stems); after that ``toks`` is a plain attribute. ``bits``: its word classes (see TOKEN_BITS),
-    set by the C accelerator or computed on first use.
+    """One sentence: its original text, normalised tokens and their stems, and ``bits``, its word classes (see
+    TOKEN_BITS). The C accelerator makes these with every slot set; the pure-Python analysis makes LazySentences.
+    (No ``__getattr__`` here: with one, every attribute read of every sentence goes through a slower lookup.)
     """
 
     __slots__ = ("index", "text", "toks", "stems", "_words", "bits")
     toks: list[str]  # normalised tokens (words and single punctuation marks), one per stem
     bits: int
+
+    def __init__(self, index: int, text: str, toks: list[str] | None, stems: list[str],
+                 words: list[str] | None = None) -> None:
+        self.index = index
+        self.text = text
+        self.stems = stems
+        self._words = words
+        self.toks = toks if toks is not None else list(chain.from_iterable(map(_WORD_TOKENS.__getitem__, words or ())))
+        self.bits = sentence_bits(self.toks, stems)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sentence):
+            return NotImplemented
+        return (self.index, self.text, self.toks, self.stems) == (other.index, other.text, other.toks, other.stems)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
+
+    def __repr__(self) -> str:
+        return f"Sentence(index={self.index!r}, text={self.text!r}, toks={self.toks!r}, stems={self.stems!r})"
+
+
+class LazySentence(Sentence):
+    """A Sentence of the pure-Python analysis: built from its raw words, it makes its token list and its word
+    classes on first use (most sentences are only scanned through their stems); after that they are plain slots."""
+
+    __slots__ = ()
 
     def __init__(self, index: int, text: str, toks: list[str] | None, stems: list[str],
                  words: list[str] | None = None) -> None:
@@ -352,16 +376,6 @@ class Sentence:
             self.bits = sentence_bits(self.toks, self.stems)
             return self.bits
         raise AttributeError(name)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sentence):
-            return NotImplemented
-        return (self.index, self.text, self.toks, self.stems) == (other.index, other.text, other.toks, other.stems)
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
-
-    def __repr__(self) -> str:
-        return f"Sentence(index={self.index!r}, text={self.text!r}, toks={self.toks!r}, stems={self.stems!r})"
 
 
 def tokens(norm: str) -> list[str]:
@@ -389,7 +403,7 @@ def analyse(text: str, vocab: Vocab) -> list[Sentence]:
         words = s.split()
         stems = list(flat(map(word_stems, words)))  # one stem per token, so no stems means no tokens
         if stems:
-            out.append(Sentence(len(out), s, None, stems, words))
+            out.append(LazySentence(len(out), s, None, stems, words))
     return out
 
 
@@ -406,7 +420,7 @@ def _analyse_whole(sents: list[str], joined: str, vocab: Vocab) -> list[Sentence
         toks = findall(n)
         if not toks:
             continue
-        out.append(Sentence(len(out), s, toks, stems(toks)))
+        out.append(LazySentence(len(out), s, toks, stems(toks)))
     return out
 
 
