@@ -135,6 +135,26 @@ class Mention:
     alias_of: Mention | None = None  # a later bare surname ("وقال هاريس") of a role mention with a written name
     sent: Sentence | None = None  # the sentence the spans refer to
 
+    # Written out (the dataclass keeps it and adds the rest): mypyc compiles it, whereas the generated one runs as
+    # Python from a compiled caller (~4,000 instructions a mention). Same fields, order and defaults as above
+    # (tests/processors/test_visits.py checks).
+    def __init__(self, start: int, end: int, official: Official | None = None, title: Title | None = None,
+                 country: str | None = None, org: str | None = None, name: tuple[int, int] | None = None,
+                 role_span: tuple[int, int] | None = None, high: bool = True, former: bool = False,
+                 alias_of: Mention | None = None, sent: Sentence | None = None) -> None:
+        self.start = start
+        self.end = end
+        self.official = official
+        self.title = title
+        self.country = country
+        self.org = org
+        self.name = name
+        self.role_span = role_span
+        self.high = high
+        self.former = former
+        self.alias_of = alias_of
+        self.sent = sent
+
 
 @dataclass
 class _Found:
@@ -144,6 +164,15 @@ class _Found:
     status: str
     identity: str = ""
     extra: dict[str, str | None] = field(default_factory=dict)
+
+    def __init__(self, mention: Mention, sentence: Sentence, place: Place, status: str, identity: str = "",
+                 extra: dict[str, str | None] | None = None) -> None:  # (compiled: see Mention.__init__)
+        self.mention = mention
+        self.sentence = sentence
+        self.place = place
+        self.status = status
+        self.identity = identity
+        self.extra = {} if extra is None else extra
 
 
 _LAST_TRIP = frozenset({"الاخيره", "السابقه", "الماضيه"})
