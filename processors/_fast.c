@@ -78,6 +78,8 @@ typedef struct {
     Py_UCS4 *chars;   /* owned copy */
     PyObject *parts;  /* strong: the memo's (tokens, stems) */
     uint64_t bits;    /* the word classes of its tokens and stems (normalize.TOKEN_BITS / STEM_BITS) */
+    uint64_t firsts;  /* bit q: its stem q is in the scan's ``firsts`` (q < 64) */
+    uint64_t seconds; /* bit q: its stem q is in the scan's ``seconds`` (all set without seconds) */
 } WEntry;
 
 #define WC_MAX (1 << 20) /* entries at most (then the mirror starts over) */
@@ -90,6 +92,10 @@ static Py_ssize_t wc_memo_size = 0;
  * held: a new class (analysis.word_class) or other tables drop the mirror, so every entry's bits are current. */
 static PyObject *wc_tokbits = NULL, *wc_stembits = NULL;
 static Py_ssize_t wc_nclasses = -1;
+/* Likewise the phrase index's first and second stems the mirrored masks were computed from (strong; NULL: none),
+ * with their sizes (the sets are built once per Knowledge; a changed one drops the mirror). */
+static PyObject *wc_firsts = NULL, *wc_seconds = NULL;
+static Py_ssize_t wc_nfirsts = -1, wc_nseconds = -1;
 
 static void wc_clear(void) {
     for (size_t i = 0; i < wc_cap; i++) {
@@ -173,13 +179,37 @@ static uint64_t class_bits(PyObject *table, PyObject *tup) {
     return bits;
 }
 
-/* mirror word -> parts (a new reference is taken), with the word classes of its tokens and stems; -1 on error */
+/* bit q set when stem q of the tuple (q < 64) is in ``set`` (all set when ``set`` is NULL); (uint64_t)-1 and an
+ * exception on error */
+static uint64_t member_mask(PyObject *set, PyObject *tup) {
+    if (set == NULL)
+        return ~(uint64_t)0;
+    uint64_t mask = 0;
+    Py_ssize_t n = PyTuple_GET_SIZE(tup);
+    for (Py_ssize_t q = 0; q < n && q < 64; q++) {
+        int in = PySet_Contains(set, PyTuple_GET_ITEM(tup, q));
+        if (in < 0)
+            return (uint64_t)-1;
+        if (in)
+            mask |= (uint64_t)1 << q;
+    }
+    return mask;
+}
+
+/* mirror word -> parts (a new reference is taken), with the word classes of its tokens and stems and the masks of
+ * its stems in the phrase index's firsts/seconds; -1 on error */
 static int wc_put(const Py_UCS4 *c, Py_ssize_t n, uint64_t h, PyObject *parts) {
     uint64_t tb = class_bits(wc_tokbits, PyTuple_GET_ITEM(parts, 0));
     if (tb == (uint64_t)-1 && PyErr_Occurred())
         return -1;
     uint64_t sb = class_bits(wc_stembits, PyTuple_GET_ITEM(parts, 1));
     if (sb == (uint64_t)-1 && PyErr_Occurred())
+        return -1;
+    uint64_t fm = member_mask(wc_firsts, PyTuple_GET_ITEM(parts, 1));
+    if (fm == (uint64_t)-1 && PyErr_Occurred())
+        return -1;
+    uint64_t sm = member_mask(wc_seconds, PyTuple_GET_ITEM(parts, 1));
+    if (sm == (uint64_t)-1 && PyErr_Occurred())
         return -1;
     if (wc_used >= WC_MAX)
         wc_clear();
@@ -214,6 +244,8 @@ static int wc_put(const Py_UCS4 *c, Py_ssize_t n, uint64_t h, PyObject *parts) {
     Py_INCREF(parts);
     wc_tab[i].parts = parts;
     wc_tab[i].bits = tb | sb;
+    wc_tab[i].firsts = fm;
+    wc_tab[i].seconds = sm;
     wc_used++;
     wc_last = i;
     return 0;
@@ -233,6 +265,11 @@ typedef struct {
 static int kind_eq(PyObject *a, PyObject *b) {
     if (a == b)
         return 1;
+    if (PyUnicode_CheckExact(a) && PyUnicode_CheckExact(b)) {
+        Py_hash_t ha = ((PyASCIIObject *)a)->hash, hb = ((PyASCIIObject *)b)->hash;
+        if (ha != -1 && hb != -1 && ha != hb) /* both hashes computed and different: different strings */
+            return 0;
+    }
     return PyObject_RichCompareBool(a, b, Py_EQ);
 }
 
@@ -344,8 +381,13 @@ fail:
 
 /* Knowledge.scan(stems) over the given index1 (stem -> [(kind, payload)]), index2 ((stem, stem) ->
  * [(phrase, kind, payload)], longest first) and firsts (the first stems of all phrases). */
+#define IN_FIRSTS 1
+#define IN_SECONDS 2
+
+/* ``flags`` (optional): per stem, IN_FIRSTS / IN_SECONDS when it is in ``firsts`` / ``seconds`` (or there are no
+ * seconds), as the word mirror knows them: no set lookups. */
 static PyObject *scan_stems(PyObject *stems, PyObject *index1, PyObject *index2, PyObject *firsts,
-                            PyTypeObject *hits_type, PyObject *seconds) {
+                            PyTypeObject *hits_type, PyObject *seconds, const unsigned char *flags) {
     Py_ssize_t n = PyList_GET_SIZE(stems);
     PyObject *hits = new_hits(hits_type);
     if (hits == NULL)
@@ -357,14 +399,17 @@ static PyObject *scan_stems(PyObject *stems, PyObject *index1, PyObject *index2,
     PyObject *pair = NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *st = PyList_GET_ITEM(stems, i);
-        int in = PySet_Contains(firsts, st); /* no phrase starts with this stem: neither index has an entry */
+        int in = flags ? (flags[i] & IN_FIRSTS) : PySet_Contains(firsts, st); /* no phrase starts with this stem:
+                                                                                  neither index has an entry */
         if (in < 0)
             goto fail;
         if (!in)
             continue;
         PyObject *multi = NULL; /* borrowed */
         int second = i + 1 < n;
-        if (second && seconds != NULL) { /* no index2 key has this second stem: no lookup (and no pair) needed */
+        if (second && flags) {
+            second = (flags[i + 1] & IN_SECONDS) != 0;
+        } else if (second && seconds != NULL) { /* no index2 key has this second stem: no lookup (and no pair) */
             second = PySet_Contains(seconds, PyList_GET_ITEM(stems, i + 1));
             if (second < 0)
                 goto fail;
@@ -494,7 +539,7 @@ static PyObject *fast_scan(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "firsts must be a set or frozenset");
         return NULL;
     }
-    return scan_stems(stems, index1, index2, firsts, NULL, NULL);
+    return scan_stems(stems, index1, index2, firsts, NULL, NULL, NULL);
 }
 
 /* --- sentences ------------------------------------------------------------------------------------ */
@@ -502,6 +547,7 @@ static PyObject *fast_scan(PyObject *self, PyObject *args) {
 typedef struct {
     PyObject *toks, *stems; /* borrowed: the sentence's own lists (it holds them) */
     Py_ssize_t len;         /* len(sentence.text) */
+    unsigned char *flags;   /* owned: per stem, IN_FIRSTS / IN_SECONDS (scan_stems) */
 } SentInfo;
 
 typedef struct {
@@ -509,6 +555,8 @@ typedef struct {
     PyObject *sentence;   /* the Sentence class */
     SentInfo *info;       /* per sentence made so far, in order: what the junk marking and the scan read */
     Py_ssize_t ninfo, capinfo;
+    uint64_t *masks;      /* scratch, two per word of a sentence: its entry's firsts and seconds masks */
+    Py_ssize_t capmasks;  /* words */
 } Ctx;
 
 static PyObject *s_index, *s_text, *s_toks, *s_stems, *s_words, *s_space, *s_bits;
@@ -596,7 +644,6 @@ static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base,
             if (we != NULL) {
                 parts = we->parts;
                 Py_INCREF(parts);
-                sbits |= we->bits;
             } else {
                 PyObject *word = PyUnicode_Substring(text, ws, k);
                 parts = word ? memo_get(cx->word_parts, word) : NULL;
@@ -621,8 +668,23 @@ static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base,
                     err = 1;
                     break;
                 }
-                sbits |= wc_tab[wc_last].bits;
+                we = &wc_tab[wc_last];
             }
+            sbits |= we->bits;
+            if (nheld == cx->capmasks) {
+                Py_ssize_t nc = cx->capmasks ? cx->capmasks * 2 : 64;
+                uint64_t *nm = PyMem_Realloc(cx->masks, sizeof(uint64_t) * 2 * (size_t)nc);
+                if (nm == NULL) {
+                    Py_DECREF(parts);
+                    PyErr_NoMemory();
+                    err = 1;
+                    break;
+                }
+                cx->masks = nm;
+                cx->capmasks = nc;
+            }
+            cx->masks[2 * nheld] = we->firsts;
+            cx->masks[2 * nheld + 1] = we->seconds;
             if (nheld == *cap) {
                 PyObject **nw = PyMem_Realloc(*held, sizeof(PyObject *) * (*cap * 2));
                 if (nw == NULL) {
@@ -638,21 +700,39 @@ static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base,
             ntok += PyTuple_GET_SIZE(PyTuple_GET_ITEM(parts, 0));
         }
         PyObject *stems = NULL, *toks = NULL;
+        unsigned char *flags = NULL;
         if (!err && ntok > 0) { /* no tokens: no sentence */
             stems = PyList_New(ntok);
             toks = PyList_New(ntok);
-            if (stems == NULL || toks == NULL) {
+            flags = PyMem_Malloc((size_t)ntok);
+            if (stems == NULL || toks == NULL || flags == NULL) {
+                if (flags == NULL)
+                    PyErr_NoMemory();
                 err = 1;
             } else {
                 Py_ssize_t j = 0;
-                for (Py_ssize_t w = 0; w < nheld; w++) {
+                for (Py_ssize_t w = 0; w < nheld && !err; w++) {
                     PyObject *tt = PyTuple_GET_ITEM((*held)[w], 0), *ss = PyTuple_GET_ITEM((*held)[w], 1);
+                    uint64_t fm = cx->masks[2 * w], sm = cx->masks[2 * w + 1];
                     for (Py_ssize_t q = 0; q < PyTuple_GET_SIZE(tt); q++, j++) {
                         PyObject *x = PyTuple_GET_ITEM(tt, q), *y = PyTuple_GET_ITEM(ss, q);
                         Py_INCREF(x);
                         Py_INCREF(y);
                         PyList_SET_ITEM(toks, j, x);
                         PyList_SET_ITEM(stems, j, y);
+                        int f, sc;
+                        if (q < 64) {
+                            f = (int)((fm >> q) & 1);
+                            sc = (int)((sm >> q) & 1);
+                        } else { /* (a word of more than 64 tokens: looked up) */
+                            f = PySet_Contains(wc_firsts, y);
+                            sc = wc_seconds == NULL ? 1 : PySet_Contains(wc_seconds, y);
+                            if (f < 0 || sc < 0) {
+                                err = 1;
+                                break;
+                            }
+                        }
+                        flags[j] = (unsigned char)((f ? IN_FIRSTS : 0) | (sc ? IN_SECONDS : 0));
                     }
                 }
             }
@@ -662,7 +742,12 @@ static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base,
         if (err) {
             Py_XDECREF(stems);
             Py_XDECREF(toks);
+            PyMem_Free(flags);
             goto fail;
+        }
+        if (ntok == 0) {
+            PyMem_Free(flags);
+            continue;
         }
         if (ntok == 0)
             continue;
@@ -686,7 +771,10 @@ static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base,
                 si->toks = toks;
                 si->stems = stems;
                 si->len = b - a;
+                si->flags = flags;
+                flags = NULL;
             }
+            PyMem_Free(flags); /* (not kept: no sentence) */
             Py_DECREF(stems);
             Py_DECREF(toks);
             if (sent == NULL)
@@ -702,6 +790,13 @@ static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base,
 fail:
     PyMem_Free(buf);
     return -1;
+}
+
+static void free_info(Ctx *cx) {
+    for (Py_ssize_t i = 0; i < cx->ninfo; i++)
+        PyMem_Free(cx->info[i].flags);
+    PyMem_Free(cx->info);
+    PyMem_Free(cx->masks);
 }
 
 static int has_presentation(PyObject *text) {
@@ -731,18 +826,6 @@ static PyObject *fast_analyse_doc(PyObject *self, PyObject *args) {
                           &end_word, &PyType_Type, &cx.sentence, &PyType_Type, &hits_type, &seconds, &PyDict_Type,
                           &tokbits, &PyDict_Type, &stembits, &nclasses))
         return NULL;
-    if ((tokbits == NULL) != (stembits == NULL)) {
-        PyErr_SetString(PyExc_TypeError, "analyse_doc: token and stem class tables go together");
-        return NULL;
-    }
-    if (tokbits != wc_tokbits || stembits != wc_stembits || nclasses != wc_nclasses) {
-        wc_clear(); /* the mirrored bits were computed from other tables */
-        Py_XINCREF(tokbits);
-        Py_XSETREF(wc_tokbits, tokbits);
-        Py_XINCREF(stembits);
-        Py_XSETREF(wc_stembits, stembits);
-        wc_nclasses = nclasses;
-    }
     if (seconds != NULL && !PyAnySet_Check(seconds)) {
         PyErr_SetString(PyExc_TypeError, "seconds must be a set or frozenset");
         return NULL;
@@ -755,10 +838,32 @@ static PyObject *fast_analyse_doc(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "firsts must be a set or frozenset");
         return NULL;
     }
+    if ((tokbits == NULL) != (stembits == NULL)) {
+        PyErr_SetString(PyExc_TypeError, "analyse_doc: token and stem class tables go together");
+        return NULL;
+    }
+    Py_ssize_t nfirsts = PySet_GET_SIZE(firsts), nseconds = seconds == NULL ? -1 : PySet_GET_SIZE(seconds);
+    if (tokbits != wc_tokbits || stembits != wc_stembits || nclasses != wc_nclasses || firsts != wc_firsts
+        || seconds != wc_seconds || nfirsts != wc_nfirsts || nseconds != wc_nseconds) {
+        wc_clear(); /* the mirrored bits were computed from other tables */
+        Py_XINCREF(tokbits);
+        Py_XSETREF(wc_tokbits, tokbits);
+        Py_XINCREF(stembits);
+        Py_XSETREF(wc_stembits, stembits);
+        wc_nclasses = nclasses;
+        Py_INCREF(firsts);
+        Py_XSETREF(wc_firsts, firsts);
+        Py_XINCREF(seconds);
+        Py_XSETREF(wc_seconds, seconds);
+        wc_nfirsts = nfirsts;
+        wc_nseconds = nseconds;
+    }
     if (has_presentation(title) || has_presentation(body))
         Py_RETURN_NONE;
     cx.info = NULL;
     cx.ninfo = cx.capinfo = 0;
+    cx.masks = NULL;
+    cx.capmasks = 0;
     if (wc_bind(cx.word_parts, 1) < 0)
         return NULL;
     PyObject *sents = PyList_New(0);
@@ -844,17 +949,17 @@ static PyObject *fast_analyse_doc(PyObject *self, PyObject *args) {
             if (h != NULL && hits_type != NULL && set_by_kind(h) < 0)
                 Py_CLEAR(h);
         } else {
-            h = scan_stems(si->stems, index1, index2, firsts, hits_type, seconds);
+            h = scan_stems(si->stems, index1, index2, firsts, hits_type, seconds, si->flags);
         }
         if (h == NULL)
             goto fail;
         PyList_SET_ITEM(hits, i, h);
     }
-    PyMem_Free(cx.info);
+    free_info(&cx);
     PyObject *res = Py_BuildValue("(NNn)", sents, hits, n_title);
     return res;
 fail:
-    PyMem_Free(cx.info);
+    free_info(&cx);
     Py_DECREF(sents);
     Py_XDECREF(hits);
     return NULL;
