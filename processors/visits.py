@@ -94,13 +94,19 @@ _MONTHS = {
     8: ["أغسطس", "اغسطس", "آب"], 9: ["سبتمبر", "أيلول"], 10: ["أكتوبر", "تشرين الأول"],
     11: ["نوفمبر", "تشرين الثاني"], 12: ["ديسمبر", "كانون الأول"],
 }
-_MONTH_RE = re.compile(
-    "(" + "|".join(sorted((normalize(n) for ns in _MONTHS.values() for n in ns), key=len, reverse=True)) + ")"
-)
+_MONTH_NAMES = sorted((normalize(n) for ns in _MONTHS.values() for n in ns), key=len, reverse=True)
+# the names longest first, grouped by their first letter (in that order within a group, so the same name matches
+# first): the regex engine tries only the names that begin with the letter at hand
+_MONTH_RE = re.compile("(" + "|".join(
+    re.escape(c) + "(?:" + "|".join(re.escape(n[1:]) for n in _MONTH_NAMES if n[0] == c) + ")"
+    for c in dict.fromkeys(n[0] for n in _MONTH_NAMES)) + ")")
 _MONTH_NUM = {normalize(n): m for m, ns in _MONTHS.items() for n in ns}
-_YEAR_RE = re.compile(r"(?<!\d)(19[5-9]\d|20[0-4]\d)(?!\d)")
+# "(?<!\d)(19[5-9]\d|20[0-4]\d)(?!\d)" with the lookbehind after the first digit (the same matches): a pattern that
+# begins with a literal lets the regex engine skip to the candidate characters instead of trying every position
+_YEAR_RE = re.compile(r"(1(?<!\d1)9[5-9]\d|2(?<!\d2)0[0-4]\d)(?!\d)")
 _NUMDATE_RE = re.compile(r"(?<![\d/.-])(?:(\d{1,2})[/.-](\d{1,2})[/.-](19[5-9]\d|20[0-4]\d)"
                          r"|(19[5-9]\d|20[0-4]\d)-(\d{1,2})-\d{1,2})(?![\d/.-]*\d)")
+_NUMDATE_CUE = re.compile(r"\d[/.-]\d")  # in every _NUMDATE_RE match (and far cheaper to look for)
 _FIRST_RE = re.compile(
     r"((?:في\s+)?(?:ال)?زيار[ةه]\s+(?:هي\s+)?(?:ال)?[أاإ]ول[ىي]|[أاإ]ول\s+زيار[ةه]|للمر[ةه]\s+(?:ال)?[أاإ]ول[ىي]"
     r"|(?:ال)?[أاإ]ول[ىي]\s+من\s+نوعها)[^.،,؛;\n]{0,140}"
@@ -712,7 +718,8 @@ def date_bucket(article: Article, norm_text: str | None = None, *, fetch_time: b
         return UNDATED
     months = [(m.start(), _MONTH_NUM[m.group(1)]) for m in _MONTH_RE.finditer(text)]
     best: tuple[int, int] | None = None
-    for m in _NUMDATE_RE.finditer(text):  # "9/1/2025" (day/month/year), "2025-01-09"
+    # "9/1/2025" (day/month/year), "2025-01-09"
+    for m in _NUMDATE_RE.finditer(text) if _NUMDATE_CUE.search(text) else ():
         if m.group(1):
             a, b, y = int(m.group(1)), int(m.group(2)), int(m.group(3))
             mon = b if 1 <= b <= 12 else (a if 1 <= a <= 12 and b <= 31 else 0)

@@ -168,3 +168,24 @@ def test_written_out_inits_take_the_dataclass_fields() -> None:
                     == f.default_factory()
             else:
                 assert p.default is inspect.Parameter.empty, f.name
+
+
+def test_date_patterns_match_as_their_plain_forms() -> None:
+    """date_bucket's year and month patterns are written for speed; they find what the plain forms find."""
+    import random
+    import re
+
+    import processors.visits as v
+
+    year = re.compile(r"(?<!\d)(19[5-9]\d|20[0-4]\d)(?!\d)")
+    month = re.compile("(" + "|".join(v._MONTH_NAMES) + ")")
+    numdate = v._NUMDATE_RE
+    rnd = random.Random(7)
+    frags = [*v._MONTH_NAMES, "2024", "1999", "2049", "2050", "1949", "12", "3", "/", "-", ".", " ", "١٩٩٥", "ا", "ب",
+             "ال", "كتاب", "0", "9", "x", "2025-01-09", "9/1/2025", "1.2.2000"]
+    for _ in range(3000):
+        t = "".join(rnd.choice(frags) for _ in range(rnd.randint(0, 30)))
+        for plain, fast in ((year, v._YEAR_RE), (month, v._MONTH_RE)):
+            assert [(m.start(), m.group(1)) for m in plain.finditer(t)] \
+                == [(m.start(), m.group(1)) for m in fast.finditer(t)], t
+        assert bool(v._NUMDATE_CUE.search(t)) or not numdate.search(t), t
