@@ -1678,8 +1678,8 @@ def _real_places(sent: Sentence, hits: list[Hit], kn: Knowledge) -> list[Hit]:
         if swap:
             hits = Hits((s, e, k, Place(None, swap[s])) if k == "place" and s in swap else (s, e, k, p)
                         for s, e, k, p in hits)
-    if not (kn.bare_places.isdisjoint(sent.stems) or not any(
-            k == "place" and _article_on_bare(sent, s, kn) for s, _e, k, _p in of_kind(hits, "place"))):
+    # (a place hit on a bare place's stem implies the sentence holds one: no scan of its stems first)
+    if any(k == "place" and _article_on_bare(sent, s, kn) for s, _e, k, _p in of_kind(hits, "place")):
         hits = Hits(h for h in hits if not (h[2] == "place" and _article_on_bare(sent, h[0], kn)))
     if sent.bits & _PLACE_KIND_WORDS_BIT:
         # "وصل الوفد إلى المدينة السويسرية", "كما وصل إلى المنتجع المصري": a place named by its kind and country
