@@ -319,22 +319,25 @@ static int busy_set(Busy *b, PyObject *kind, Py_ssize_t until) {
 }
 
 static int add_hit(PyObject *hits, Py_ssize_t s, Py_ssize_t e, PyObject *kind, PyObject *payload) {
-    PyObject *a = PyLong_FromSsize_t(s);
-    PyObject *z = PyLong_FromSsize_t(e);
-    if (a == NULL || z == NULL) {
-        Py_XDECREF(a);
-        Py_XDECREF(z);
-        return -1;
-    }
-    Py_INCREF(kind);
-    Py_INCREF(payload);
-    PyObject *t = PyTuple_Pack(4, a, z, kind, payload);
-    Py_DECREF(a);
-    Py_DECREF(z);
-    Py_DECREF(kind);
-    Py_DECREF(payload);
+    PyObject *t = PyTuple_New(4); /* (s, e, kind, payload), filled in place */
     if (t == NULL)
         return -1;
+    PyObject *a = PyLong_FromSsize_t(s);
+    if (a == NULL) {
+        Py_DECREF(t);
+        return -1;
+    }
+    PyTuple_SET_ITEM(t, 0, a);
+    PyObject *z = PyLong_FromSsize_t(e);
+    if (z == NULL) {
+        Py_DECREF(t);
+        return -1;
+    }
+    PyTuple_SET_ITEM(t, 1, z);
+    Py_INCREF(kind);
+    PyTuple_SET_ITEM(t, 2, kind);
+    Py_INCREF(payload);
+    PyTuple_SET_ITEM(t, 3, payload);
     int r = PyList_Append(hits, t);
     Py_DECREF(t);
     return r;
@@ -350,32 +353,85 @@ static PyObject *new_hits(PyTypeObject *hits_type) {
     return hits_type->tp_alloc(hits_type, 0); /* an empty list (no item array yet), slots NULL */
 }
 
-/* hits.by_kind = {kind: [its hits in order]}, the kinds in order of their first hit (what Hits.__init__ computes) */
+/* hits.by_kind = {kind: [its hits in order]}, the kinds in order of their first hit (what Hits.__init__ computes).
+ * The kinds are grouped in a small array first (a sentence has a few; equal kinds are nearly always the same
+ * object), then the dict is made with one insertion per kind (its first hit's kind object as the key, as before). */
+#define BY_KIND_MAX 32
 static int set_by_kind(PyObject *hits) {
-    PyObject *by = PyDict_New();
-    if (by == NULL)
-        return -1;
+    PyObject *kinds[BY_KIND_MAX]; /* borrowed: the first hit's kind of each group */
+    PyObject *lists[BY_KIND_MAX]; /* owned */
+    int nk = 0, overflow = 0;
+    PyObject *by = NULL;
     Py_ssize_t n = PyList_GET_SIZE(hits);
-    for (Py_ssize_t i = 0; i < n; i++) {
+    for (Py_ssize_t i = 0; i < n && !overflow; i++) {
         PyObject *h = PyList_GET_ITEM(hits, i);
         PyObject *kind = PyTuple_GET_ITEM(h, 2);
-        PyObject *lst = PyDict_GetItemWithError(by, kind);
-        if (lst == NULL) {
-            if (PyErr_Occurred() || (lst = PyList_New(0)) == NULL)
-                goto fail;
-            int r = PyDict_SetItem(by, kind, lst);
-            Py_DECREF(lst); /* the dict holds it */
-            if (r < 0)
-                goto fail;
+        int g = -1;
+        for (int q = 0; q < nk; q++) {
+            if (kinds[q] == kind) {
+                g = q;
+                break;
+            }
         }
-        if (PyList_Append(lst, h) < 0)
+        if (g < 0) { /* not the same object: compare (rare), else a new group */
+            for (int q = 0; q < nk && g < 0; q++) {
+                int eq = kind_eq(kinds[q], kind);
+                if (eq < 0)
+                    goto fail;
+                if (eq)
+                    g = q;
+            }
+        }
+        if (g < 0) {
+            if (nk == BY_KIND_MAX) { /* (never seen: many kinds) the dict, as Hits.__init__ does */
+                overflow = 1;
+                break;
+            }
+            if ((lists[nk] = PyList_New(0)) == NULL)
+                goto fail;
+            kinds[nk] = kind;
+            g = nk++;
+        }
+        if (PyList_Append(lists[g], h) < 0)
             goto fail;
     }
+    by = PyDict_New();
+    if (by == NULL)
+        goto fail;
+    if (overflow) { /* start over with the dict alone */
+        for (int q = 0; q < nk; q++)
+            Py_DECREF(lists[q]);
+        nk = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *h = PyList_GET_ITEM(hits, i);
+            PyObject *kind = PyTuple_GET_ITEM(h, 2);
+            PyObject *lst = PyDict_GetItemWithError(by, kind);
+            if (lst == NULL) {
+                if (PyErr_Occurred() || (lst = PyList_New(0)) == NULL)
+                    goto fail;
+                int r = PyDict_SetItem(by, kind, lst);
+                Py_DECREF(lst); /* the dict holds it */
+                if (r < 0)
+                    goto fail;
+            }
+            if (PyList_Append(lst, h) < 0)
+                goto fail;
+        }
+    }
+    for (int q = 0; q < nk; q++) {
+        if (PyDict_SetItem(by, kinds[q], lists[q]) < 0)
+            goto fail;
+    }
+    for (int q = 0; q < nk; q++)
+        Py_DECREF(lists[q]);
+    nk = 0;
     int r = PyObject_GenericSetAttr(hits, s_by_kind, by);
     Py_DECREF(by);
     return r;
 fail:
-    Py_DECREF(by);
+    for (int q = 0; q < nk; q++)
+        Py_DECREF(lists[q]);
+    Py_XDECREF(by);
     return -1;
 }
 
