@@ -77,6 +77,9 @@ typedef struct {
     Py_ssize_t len;   /* code points */
     Py_UCS4 *chars;   /* owned copy */
     PyObject *parts;  /* strong: the memo's (tokens, stems) */
+    uint64_t bits;    /* the word classes of its tokens and stems (normalize.TOKEN_BITS / STEM_BITS) */
+    uint64_t firsts;  /* bit q: its stem q is in the scan's ``firsts`` (q < 64) */
+    uint64_t seconds; /* bit q: its stem q is in the scan's ``seconds`` (all set without seconds) */
 } WEntry;
 
 #define WC_MAX (1 << 20) /* entries at most (then the mirror starts over) */
@@ -85,6 +88,14 @@ static WEntry *wc_tab = NULL;
 static size_t wc_cap = 0, wc_used = 0;
 static PyObject *wc_memo = NULL; /* strong */
 static Py_ssize_t wc_memo_size = 0;
+/* The word-class tables the mirrored bits were computed from (strong; NULL: none given), and how many classes they
+ * held: a new class (analysis.word_class) or other tables drop the mirror, so every entry's bits are current. */
+static PyObject *wc_tokbits = NULL, *wc_stembits = NULL;
+static Py_ssize_t wc_nclasses = -1;
+/* Likewise the phrase index's first and second stems the mirrored masks were computed from (strong; NULL: none),
+ * with their sizes (the sets are built once per Knowledge; a changed one drops the mirror). */
+static PyObject *wc_firsts = NULL, *wc_seconds = NULL;
+static Py_ssize_t wc_nfirsts = -1, wc_nseconds = -1;
 
 static void wc_clear(void) {
     for (size_t i = 0; i < wc_cap; i++) {
@@ -133,8 +144,8 @@ static inline uint64_t wc_hash(const Py_UCS4 *c, Py_ssize_t n) {
     return h ? h : 1;
 }
 
-/* borrowed value for the word, NULL if not mirrored */
-static inline PyObject *wc_get(const Py_UCS4 *c, Py_ssize_t n, uint64_t h) {
+/* the mirrored entry of the word, NULL if not mirrored */
+static inline WEntry *wc_get(const Py_UCS4 *c, Py_ssize_t n, uint64_t h) {
     if (wc_cap == 0)
         return NULL;
     size_t mask = wc_cap - 1;
@@ -143,12 +154,63 @@ static inline PyObject *wc_get(const Py_UCS4 *c, Py_ssize_t n, uint64_t h) {
         if (e->h == 0)
             return NULL;
         if (e->h == h && e->len == n && memcmp(e->chars, c, sizeof(Py_UCS4) * (size_t)n) == 0)
-            return e->parts;
+            return e;
     }
 }
 
-/* mirror word -> parts (a new reference is taken); -1 on error (no memory) */
+/* OR of table[x] over the strings of a tuple (table: str -> int); 0 without a table; (uint64_t)-1 and an exception
+ * on error */
+static uint64_t class_bits(PyObject *table, PyObject *tup) {
+    uint64_t bits = 0;
+    if (table == NULL || PyDict_GET_SIZE(table) == 0)
+        return 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tup); i++) {
+        PyObject *v = PyDict_GetItemWithError(table, PyTuple_GET_ITEM(tup, i));
+        if (v == NULL) {
+            if (PyErr_Occurred())
+                return (uint64_t)-1;
+            continue;
+        }
+        unsigned long long b = PyLong_AsUnsignedLongLong(v);
+        if (b == (unsigned long long)-1 && PyErr_Occurred())
+            return (uint64_t)-1;
+        bits |= (uint64_t)b;
+    }
+    return bits;
+}
+
+/* bit q set when stem q of the tuple (q < 64) is in ``set`` (all set when ``set`` is NULL); (uint64_t)-1 and an
+ * exception on error */
+static uint64_t member_mask(PyObject *set, PyObject *tup) {
+    if (set == NULL)
+        return ~(uint64_t)0;
+    uint64_t mask = 0;
+    Py_ssize_t n = PyTuple_GET_SIZE(tup);
+    for (Py_ssize_t q = 0; q < n && q < 64; q++) {
+        int in = PySet_Contains(set, PyTuple_GET_ITEM(tup, q));
+        if (in < 0)
+            return (uint64_t)-1;
+        if (in)
+            mask |= (uint64_t)1 << q;
+    }
+    return mask;
+}
+
+/* mirror word -> parts (a new reference is taken), with the word classes of its tokens and stems and the masks of
+ * its stems in the phrase index's firsts/seconds; -1 on error */
 static int wc_put(const Py_UCS4 *c, Py_ssize_t n, uint64_t h, PyObject *parts) {
+    uint64_t tb = class_bits(wc_tokbits, PyTuple_GET_ITEM(parts, 0));
+    if (tb == (uint64_t)-1 && PyErr_Occurred())
+        return -1;
+    uint64_t sb = class_bits(wc_stembits, PyTuple_GET_ITEM(parts, 1));
+    if (sb == (uint64_t)-1 && PyErr_Occurred())
+        return -1;
+    uint64_t fm = member_mask(wc_firsts, PyTuple_GET_ITEM(parts, 1));
+    if (fm == (uint64_t)-1 && PyErr_Occurred())
+        return -1;
+    uint64_t sm = member_mask(wc_seconds, PyTuple_GET_ITEM(parts, 1));
+    if (sm == (uint64_t)-1 && PyErr_Occurred())
+        return -1;
     if (wc_used >= WC_MAX)
         wc_clear();
     if ((wc_used + 1) * 2 > wc_cap) { /* keep the table at most half full */
@@ -181,6 +243,9 @@ static int wc_put(const Py_UCS4 *c, Py_ssize_t n, uint64_t h, PyObject *parts) {
     wc_tab[i].chars = copy;
     Py_INCREF(parts);
     wc_tab[i].parts = parts;
+    wc_tab[i].bits = tb | sb;
+    wc_tab[i].firsts = fm;
+    wc_tab[i].seconds = sm;
     wc_used++;
     wc_last = i;
     return 0;
@@ -200,6 +265,11 @@ typedef struct {
 static int kind_eq(PyObject *a, PyObject *b) {
     if (a == b)
         return 1;
+    if (PyUnicode_CheckExact(a) && PyUnicode_CheckExact(b)) {
+        Py_hash_t ha = ((PyASCIIObject *)a)->hash, hb = ((PyASCIIObject *)b)->hash;
+        if (ha != -1 && hb != -1 && ha != hb) /* both hashes computed and different: different strings */
+            return 0;
+    }
     return PyObject_RichCompareBool(a, b, Py_EQ);
 }
 
@@ -249,22 +319,25 @@ static int busy_set(Busy *b, PyObject *kind, Py_ssize_t until) {
 }
 
 static int add_hit(PyObject *hits, Py_ssize_t s, Py_ssize_t e, PyObject *kind, PyObject *payload) {
-    PyObject *a = PyLong_FromSsize_t(s);
-    PyObject *z = PyLong_FromSsize_t(e);
-    if (a == NULL || z == NULL) {
-        Py_XDECREF(a);
-        Py_XDECREF(z);
-        return -1;
-    }
-    Py_INCREF(kind);
-    Py_INCREF(payload);
-    PyObject *t = PyTuple_Pack(4, a, z, kind, payload);
-    Py_DECREF(a);
-    Py_DECREF(z);
-    Py_DECREF(kind);
-    Py_DECREF(payload);
+    PyObject *t = PyTuple_New(4); /* (s, e, kind, payload), filled in place */
     if (t == NULL)
         return -1;
+    PyObject *a = PyLong_FromSsize_t(s);
+    if (a == NULL) {
+        Py_DECREF(t);
+        return -1;
+    }
+    PyTuple_SET_ITEM(t, 0, a);
+    PyObject *z = PyLong_FromSsize_t(e);
+    if (z == NULL) {
+        Py_DECREF(t);
+        return -1;
+    }
+    PyTuple_SET_ITEM(t, 1, z);
+    Py_INCREF(kind);
+    PyTuple_SET_ITEM(t, 2, kind);
+    Py_INCREF(payload);
+    PyTuple_SET_ITEM(t, 3, payload);
     int r = PyList_Append(hits, t);
     Py_DECREF(t);
     return r;
@@ -280,39 +353,97 @@ static PyObject *new_hits(PyTypeObject *hits_type) {
     return hits_type->tp_alloc(hits_type, 0); /* an empty list (no item array yet), slots NULL */
 }
 
-/* hits.by_kind = {kind: [its hits in order]}, the kinds in order of their first hit (what Hits.__init__ computes) */
+/* hits.by_kind = {kind: [its hits in order]}, the kinds in order of their first hit (what Hits.__init__ computes).
+ * The kinds are grouped in a small array first (a sentence has a few; equal kinds are nearly always the same
+ * object), then the dict is made with one insertion per kind (its first hit's kind object as the key, as before). */
+#define BY_KIND_MAX 32
 static int set_by_kind(PyObject *hits) {
-    PyObject *by = PyDict_New();
-    if (by == NULL)
-        return -1;
+    PyObject *kinds[BY_KIND_MAX]; /* borrowed: the first hit's kind of each group */
+    PyObject *lists[BY_KIND_MAX]; /* owned */
+    int nk = 0, overflow = 0;
+    PyObject *by = NULL;
     Py_ssize_t n = PyList_GET_SIZE(hits);
-    for (Py_ssize_t i = 0; i < n; i++) {
+    for (Py_ssize_t i = 0; i < n && !overflow; i++) {
         PyObject *h = PyList_GET_ITEM(hits, i);
         PyObject *kind = PyTuple_GET_ITEM(h, 2);
-        PyObject *lst = PyDict_GetItemWithError(by, kind);
-        if (lst == NULL) {
-            if (PyErr_Occurred() || (lst = PyList_New(0)) == NULL)
-                goto fail;
-            int r = PyDict_SetItem(by, kind, lst);
-            Py_DECREF(lst); /* the dict holds it */
-            if (r < 0)
-                goto fail;
+        int g = -1;
+        for (int q = 0; q < nk; q++) {
+            if (kinds[q] == kind) {
+                g = q;
+                break;
+            }
         }
-        if (PyList_Append(lst, h) < 0)
+        if (g < 0) { /* not the same object: compare (rare), else a new group */
+            for (int q = 0; q < nk && g < 0; q++) {
+                int eq = kind_eq(kinds[q], kind);
+                if (eq < 0)
+                    goto fail;
+                if (eq)
+                    g = q;
+            }
+        }
+        if (g < 0) {
+            if (nk == BY_KIND_MAX) { /* (never seen: many kinds) the dict, as Hits.__init__ does */
+                overflow = 1;
+                break;
+            }
+            if ((lists[nk] = PyList_New(0)) == NULL)
+                goto fail;
+            kinds[nk] = kind;
+            g = nk++;
+        }
+        if (PyList_Append(lists[g], h) < 0)
             goto fail;
     }
+    by = PyDict_New();
+    if (by == NULL)
+        goto fail;
+    if (overflow) { /* start over with the dict alone */
+        for (int q = 0; q < nk; q++)
+            Py_DECREF(lists[q]);
+        nk = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *h = PyList_GET_ITEM(hits, i);
+            PyObject *kind = PyTuple_GET_ITEM(h, 2);
+            PyObject *lst = PyDict_GetItemWithError(by, kind);
+            if (lst == NULL) {
+                if (PyErr_Occurred() || (lst = PyList_New(0)) == NULL)
+                    goto fail;
+                int r = PyDict_SetItem(by, kind, lst);
+                Py_DECREF(lst); /* the dict holds it */
+                if (r < 0)
+                    goto fail;
+            }
+            if (PyList_Append(lst, h) < 0)
+                goto fail;
+        }
+    }
+    for (int q = 0; q < nk; q++) {
+        if (PyDict_SetItem(by, kinds[q], lists[q]) < 0)
+            goto fail;
+    }
+    for (int q = 0; q < nk; q++)
+        Py_DECREF(lists[q]);
+    nk = 0;
     int r = PyObject_GenericSetAttr(hits, s_by_kind, by);
     Py_DECREF(by);
     return r;
 fail:
-    Py_DECREF(by);
+    for (int q = 0; q < nk; q++)
+        Py_DECREF(lists[q]);
+    Py_XDECREF(by);
     return -1;
 }
 
 /* Knowledge.scan(stems) over the given index1 (stem -> [(kind, payload)]), index2 ((stem, stem) ->
  * [(phrase, kind, payload)], longest first) and firsts (the first stems of all phrases). */
+#define IN_FIRSTS 1
+#define IN_SECONDS 2
+
+/* ``flags`` (optional): per stem, IN_FIRSTS / IN_SECONDS when it is in ``firsts`` / ``seconds`` (or there are no
+ * seconds), as the word mirror knows them: no set lookups. */
 static PyObject *scan_stems(PyObject *stems, PyObject *index1, PyObject *index2, PyObject *firsts,
-                            PyTypeObject *hits_type, PyObject *seconds) {
+                            PyTypeObject *hits_type, PyObject *seconds, const unsigned char *flags) {
     Py_ssize_t n = PyList_GET_SIZE(stems);
     PyObject *hits = new_hits(hits_type);
     if (hits == NULL)
@@ -324,14 +455,17 @@ static PyObject *scan_stems(PyObject *stems, PyObject *index1, PyObject *index2,
     PyObject *pair = NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *st = PyList_GET_ITEM(stems, i);
-        int in = PySet_Contains(firsts, st); /* no phrase starts with this stem: neither index has an entry */
+        int in = flags ? (flags[i] & IN_FIRSTS) : PySet_Contains(firsts, st); /* no phrase starts with this stem:
+                                                                                  neither index has an entry */
         if (in < 0)
             goto fail;
         if (!in)
             continue;
         PyObject *multi = NULL; /* borrowed */
         int second = i + 1 < n;
-        if (second && seconds != NULL) { /* no index2 key has this second stem: no lookup (and no pair) needed */
+        if (second && flags) {
+            second = (flags[i + 1] & IN_SECONDS) != 0;
+        } else if (second && seconds != NULL) { /* no index2 key has this second stem: no lookup (and no pair) */
             second = PySet_Contains(seconds, PyList_GET_ITEM(stems, i + 1));
             if (second < 0)
                 goto fail;
@@ -461,7 +595,7 @@ static PyObject *fast_scan(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "firsts must be a set or frozenset");
         return NULL;
     }
-    return scan_stems(stems, index1, index2, firsts, NULL, NULL);
+    return scan_stems(stems, index1, index2, firsts, NULL, NULL, NULL);
 }
 
 /* --- sentences ------------------------------------------------------------------------------------ */
@@ -469,6 +603,7 @@ static PyObject *fast_scan(PyObject *self, PyObject *args) {
 typedef struct {
     PyObject *toks, *stems; /* borrowed: the sentence's own lists (it holds them) */
     Py_ssize_t len;         /* len(sentence.text) */
+    unsigned char *flags;   /* owned: per stem, IN_FIRSTS / IN_SECONDS (scan_stems) */
 } SentInfo;
 
 typedef struct {
@@ -476,13 +611,16 @@ typedef struct {
     PyObject *sentence;   /* the Sentence class */
     SentInfo *info;       /* per sentence made so far, in order: what the junk marking and the scan read */
     Py_ssize_t ninfo, capinfo;
+    uint64_t *masks;      /* scratch, two per word of a sentence: its entry's firsts and seconds masks */
+    Py_ssize_t capmasks;  /* words */
 } Ctx;
 
-static PyObject *s_index, *s_text, *s_toks, *s_stems, *s_words, *s_space;
+static PyObject *s_index, *s_text, *s_toks, *s_stems, *s_words, *s_space, *s_bits;
 
 /* Sentence(index, text, toks, stems): allocated and its slots set directly (what Sentence.__init__ does with
- * toks given and no words), without running the Python __init__. */
-static PyObject *new_sentence(Ctx *cx, Py_ssize_t index, PyObject *text, PyObject *toks, PyObject *stems) {
+ * toks given and no words), without running the Python __init__; its ``bits`` too when word classes are given. */
+static PyObject *new_sentence(Ctx *cx, Py_ssize_t index, PyObject *text, PyObject *toks, PyObject *stems,
+                              uint64_t bits) {
     PyTypeObject *tp = (PyTypeObject *)cx->sentence;
     PyObject *obj = tp->tp_alloc(tp, 0);
     if (obj == NULL)
@@ -496,6 +634,15 @@ static PyObject *new_sentence(Ctx *cx, Py_ssize_t index, PyObject *text, PyObjec
         return NULL;
     }
     Py_DECREF(idx);
+    if (wc_tokbits != NULL) {
+        PyObject *b = PyLong_FromUnsignedLongLong((unsigned long long)bits);
+        int r = b == NULL ? -1 : PyObject_GenericSetAttr(obj, s_bits, b);
+        Py_XDECREF(b);
+        if (r < 0) {
+            Py_DECREF(obj);
+            return NULL;
+        }
+    }
     return obj;
 }
 
@@ -536,6 +683,7 @@ static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base,
             continue;
         /* words: str.split() of the sentence; tokens and stems from the word memo (each value held in ``held``) */
         Py_ssize_t nheld = 0, ntok = 0;
+        uint64_t sbits = 0;
         Py_ssize_t k = a;
         int err = 0;
         while (k < b) {
@@ -547,8 +695,10 @@ static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base,
             while (k < b && !is_space(buf[k]))
                 k++;
             uint64_t wh = wc_hash(buf + ws, k - ws);
-            PyObject *parts = wc_get(buf + ws, k - ws, wh);
-            if (parts != NULL) {
+            WEntry *we = wc_get(buf + ws, k - ws, wh);
+            PyObject *parts;
+            if (we != NULL) {
+                parts = we->parts;
                 Py_INCREF(parts);
             } else {
                 PyObject *word = PyUnicode_Substring(text, ws, k);
@@ -574,7 +724,23 @@ static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base,
                     err = 1;
                     break;
                 }
+                we = &wc_tab[wc_last];
             }
+            sbits |= we->bits;
+            if (nheld == cx->capmasks) {
+                Py_ssize_t nc = cx->capmasks ? cx->capmasks * 2 : 64;
+                uint64_t *nm = PyMem_Realloc(cx->masks, sizeof(uint64_t) * 2 * (size_t)nc);
+                if (nm == NULL) {
+                    Py_DECREF(parts);
+                    PyErr_NoMemory();
+                    err = 1;
+                    break;
+                }
+                cx->masks = nm;
+                cx->capmasks = nc;
+            }
+            cx->masks[2 * nheld] = we->firsts;
+            cx->masks[2 * nheld + 1] = we->seconds;
             if (nheld == *cap) {
                 PyObject **nw = PyMem_Realloc(*held, sizeof(PyObject *) * (*cap * 2));
                 if (nw == NULL) {
@@ -590,21 +756,39 @@ static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base,
             ntok += PyTuple_GET_SIZE(PyTuple_GET_ITEM(parts, 0));
         }
         PyObject *stems = NULL, *toks = NULL;
+        unsigned char *flags = NULL;
         if (!err && ntok > 0) { /* no tokens: no sentence */
             stems = PyList_New(ntok);
             toks = PyList_New(ntok);
-            if (stems == NULL || toks == NULL) {
+            flags = PyMem_Malloc((size_t)ntok);
+            if (stems == NULL || toks == NULL || flags == NULL) {
+                if (flags == NULL)
+                    PyErr_NoMemory();
                 err = 1;
             } else {
                 Py_ssize_t j = 0;
-                for (Py_ssize_t w = 0; w < nheld; w++) {
+                for (Py_ssize_t w = 0; w < nheld && !err; w++) {
                     PyObject *tt = PyTuple_GET_ITEM((*held)[w], 0), *ss = PyTuple_GET_ITEM((*held)[w], 1);
+                    uint64_t fm = cx->masks[2 * w], sm = cx->masks[2 * w + 1];
                     for (Py_ssize_t q = 0; q < PyTuple_GET_SIZE(tt); q++, j++) {
                         PyObject *x = PyTuple_GET_ITEM(tt, q), *y = PyTuple_GET_ITEM(ss, q);
                         Py_INCREF(x);
                         Py_INCREF(y);
                         PyList_SET_ITEM(toks, j, x);
                         PyList_SET_ITEM(stems, j, y);
+                        int f, sc;
+                        if (q < 64) {
+                            f = (int)((fm >> q) & 1);
+                            sc = (int)((sm >> q) & 1);
+                        } else { /* (a word of more than 64 tokens: looked up) */
+                            f = PySet_Contains(wc_firsts, y);
+                            sc = wc_seconds == NULL ? 1 : PySet_Contains(wc_seconds, y);
+                            if (f < 0 || sc < 0) {
+                                err = 1;
+                                break;
+                            }
+                        }
+                        flags[j] = (unsigned char)((f ? IN_FIRSTS : 0) | (sc ? IN_SECONDS : 0));
                     }
                 }
             }
@@ -614,13 +798,18 @@ static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base,
         if (err) {
             Py_XDECREF(stems);
             Py_XDECREF(toks);
+            PyMem_Free(flags);
             goto fail;
+        }
+        if (ntok == 0) {
+            PyMem_Free(flags);
+            continue;
         }
         if (ntok == 0)
             continue;
         {
             PyObject *s = PyUnicode_Substring(text, a, b);
-            PyObject *sent = s ? new_sentence(cx, base + PyList_GET_SIZE(out), s, toks, stems) : NULL;
+            PyObject *sent = s ? new_sentence(cx, base + PyList_GET_SIZE(out), s, toks, stems, sbits) : NULL;
             Py_XDECREF(s);
             if (sent != NULL && cx->ninfo == cx->capinfo) {
                 Py_ssize_t nc = cx->capinfo ? cx->capinfo * 2 : 64;
@@ -638,7 +827,10 @@ static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base,
                 si->toks = toks;
                 si->stems = stems;
                 si->len = b - a;
+                si->flags = flags;
+                flags = NULL;
             }
+            PyMem_Free(flags); /* (not kept: no sentence) */
             Py_DECREF(stems);
             Py_DECREF(toks);
             if (sent == NULL)
@@ -654,6 +846,13 @@ static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base,
 fail:
     PyMem_Free(buf);
     return -1;
+}
+
+static void free_info(Ctx *cx) {
+    for (Py_ssize_t i = 0; i < cx->ninfo; i++)
+        PyMem_Free(cx->info[i].flags);
+    PyMem_Free(cx->info);
+    PyMem_Free(cx->masks);
 }
 
 static int has_presentation(PyObject *text) {
@@ -676,10 +875,12 @@ static PyObject *fast_analyse_doc(PyObject *self, PyObject *args) {
     Py_ssize_t junk_line;
     Ctx cx;
     PyTypeObject *hits_type = NULL;
-    PyObject *seconds = NULL;
-    if (!PyArg_ParseTuple(args, "UUO!O!O!OO!nUO!|O!O:analyse_doc", &title, &body, &PyDict_Type, &cx.word_parts,
+    PyObject *seconds = NULL, *tokbits = NULL, *stembits = NULL;
+    Py_ssize_t nclasses = -1;
+    if (!PyArg_ParseTuple(args, "UUO!O!O!OO!nUO!|O!OO!O!n:analyse_doc", &title, &body, &PyDict_Type, &cx.word_parts,
                           &PyDict_Type, &index1, &PyDict_Type, &index2, &firsts, &PyTuple_Type, &markers, &junk_line,
-                          &end_word, &PyType_Type, &cx.sentence, &PyType_Type, &hits_type, &seconds))
+                          &end_word, &PyType_Type, &cx.sentence, &PyType_Type, &hits_type, &seconds, &PyDict_Type,
+                          &tokbits, &PyDict_Type, &stembits, &nclasses))
         return NULL;
     if (seconds != NULL && !PyAnySet_Check(seconds)) {
         PyErr_SetString(PyExc_TypeError, "seconds must be a set or frozenset");
@@ -693,10 +894,32 @@ static PyObject *fast_analyse_doc(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "firsts must be a set or frozenset");
         return NULL;
     }
+    if ((tokbits == NULL) != (stembits == NULL)) {
+        PyErr_SetString(PyExc_TypeError, "analyse_doc: token and stem class tables go together");
+        return NULL;
+    }
+    Py_ssize_t nfirsts = PySet_GET_SIZE(firsts), nseconds = seconds == NULL ? -1 : PySet_GET_SIZE(seconds);
+    if (tokbits != wc_tokbits || stembits != wc_stembits || nclasses != wc_nclasses || firsts != wc_firsts
+        || seconds != wc_seconds || nfirsts != wc_nfirsts || nseconds != wc_nseconds) {
+        wc_clear(); /* the mirrored bits were computed from other tables */
+        Py_XINCREF(tokbits);
+        Py_XSETREF(wc_tokbits, tokbits);
+        Py_XINCREF(stembits);
+        Py_XSETREF(wc_stembits, stembits);
+        wc_nclasses = nclasses;
+        Py_INCREF(firsts);
+        Py_XSETREF(wc_firsts, firsts);
+        Py_XINCREF(seconds);
+        Py_XSETREF(wc_seconds, seconds);
+        wc_nfirsts = nfirsts;
+        wc_nseconds = nseconds;
+    }
     if (has_presentation(title) || has_presentation(body))
         Py_RETURN_NONE;
     cx.info = NULL;
     cx.ninfo = cx.capinfo = 0;
+    cx.masks = NULL;
+    cx.capmasks = 0;
     if (wc_bind(cx.word_parts, 1) < 0)
         return NULL;
     PyObject *sents = PyList_New(0);
@@ -782,17 +1005,17 @@ static PyObject *fast_analyse_doc(PyObject *self, PyObject *args) {
             if (h != NULL && hits_type != NULL && set_by_kind(h) < 0)
                 Py_CLEAR(h);
         } else {
-            h = scan_stems(si->stems, index1, index2, firsts, hits_type, seconds);
+            h = scan_stems(si->stems, index1, index2, firsts, hits_type, seconds, si->flags);
         }
         if (h == NULL)
             goto fail;
         PyList_SET_ITEM(hits, i, h);
     }
-    PyMem_Free(cx.info);
+    free_info(&cx);
     PyObject *res = Py_BuildValue("(NNn)", sents, hits, n_title);
     return res;
 fail:
-    PyMem_Free(cx.info);
+    free_info(&cx);
     Py_DECREF(sents);
     Py_XDECREF(hits);
     return NULL;
@@ -899,9 +1122,10 @@ static PyObject *fast_hit_views(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"analyse_doc", fast_analyse_doc, METH_VARARGS,
      "analyse_doc(title, body, word_parts, index1, index2, firsts, junk_markers, junk_line, end_word, Sentence[, Hits"
-     "[, seconds]]) -> (sentences, hits, n_title), or None for text with presentation forms; each sentence's hits are "
+     "[, seconds[, token_bits, stem_bits, n_classes]]]) -> (sentences, hits, n_title), or None for text with presentation forms; each sentence's hits are "
      "a Hits with its by_kind index when the Hits class is given, else a list; seconds (the second stems of the "
-     "index2 keys) spares the index2 lookups that cannot hit."},
+     "index2 keys) spares the index2 lookups that cannot hit; token_bits/stem_bits (normalize.TOKEN_BITS, STEM_BITS: "
+     "word -> class bits) give each sentence its ``bits``."},
     {"scan", fast_scan, METH_VARARGS, "scan(stems, index1, index2, firsts) -> hits, as Knowledge.scan."},
     {"hit_views", fast_hit_views, METH_VARARGS,
      "hit_views(Hits, no_hits, of_kind, of_kinds) -> None: makes this module's of_kind and of_kinds those of "
@@ -921,8 +1145,9 @@ PyMODINIT_FUNC PyInit__fast(void) {
     s_stems = PyUnicode_InternFromString("stems");
     s_words = PyUnicode_InternFromString("_words");
     s_space = PyUnicode_InternFromString(" ");
+    s_bits = PyUnicode_InternFromString("bits");
     s_by_kind = PyUnicode_InternFromString("by_kind");
-    if (!s_by_kind || !s_index || !s_text || !s_toks || !s_stems || !s_words || !s_space)
+    if (!s_by_kind || !s_index || !s_text || !s_toks || !s_stems || !s_words || !s_space || !s_bits)
         return NULL;
     return PyModule_Create(&module);
 }

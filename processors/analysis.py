@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from processors.knowledge import Knowledge, get_knowledge
-from processors.normalize import Sentence, analyse, normalize
+from processors.normalize import STEM_BITS, TOKEN_BITS, Sentence, analyse, normalize
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,30 @@ def use_compiled(namespace: dict[str, Any], twin: ModuleType | None) -> None:
     for name, obj in vars(twin).items():
         if getattr(obj, "__module__", None) == twin.__name__ and name in namespace:
             namespace[name] = obj
+
+_CLASSES: dict[tuple[frozenset[str], bool, bool], int] = {}  # (words, as tokens, as stems) -> its bit
+_MAX_CLASSES = 64  # the C accelerator keeps a word's classes in 64 bits
+
+
+def word_class(words: Iterable[str], *, toks: bool = True, stems: bool = False) -> int:
+    """Register a set of normalised words as a word class and return its bit: ``sentence.bits & bit`` is nonzero
+    exactly when one of the sentence's tokens (``toks``) or stems (``stems``) is among ``words``, i.e. when
+    ``not words.isdisjoint(sentence.toks)`` (or ``.stems``). Registering the same class again returns the same bit;
+    analyses made before a new class are dropped (their sentences would lack it)."""
+    key = (frozenset(words), toks, stems)
+    bit = _CLASSES.get(key)
+    if bit is not None:
+        return bit
+    if len(_CLASSES) >= _MAX_CLASSES:
+        raise ValueError(f"at most {_MAX_CLASSES} word classes")
+    bit = _CLASSES[key] = 1 << len(_CLASSES)
+    for table, on in ((TOKEN_BITS, toks), (STEM_BITS, stems)):
+        if on:
+            for w in key[0]:
+                table[w] = table.get(w, 0) | bit
+    _memo.clear()
+    return bit
+
 
 MAX_CHARS = 200_000  # analyse at most this much text of one article (news articles are far shorter)
 
@@ -207,7 +231,8 @@ def _analyse_c(title: str, body: str, kn: Knowledge) -> Doc | None:
     Python path)."""
     assert _fast is not None
     res = _fast.analyse_doc(title, body, kn.vocab._word_parts, kn.index1, kn.index2, kn.firsts,
-                            JUNK_MARKERS, JUNK_LINE, _END_WORD, Sentence, Hits, kn.seconds)
+                            JUNK_MARKERS, JUNK_LINE, _END_WORD, Sentence, Hits, kn.seconds, TOKEN_BITS, STEM_BITS,
+                            len(_CLASSES))
     return None if res is None else Doc(*res)
 
 

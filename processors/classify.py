@@ -12,7 +12,7 @@ label's threshold; ``Label.score`` is raw/threshold (1.0 = the threshold).
 from __future__ import annotations
 
 from operator import itemgetter
-from typing import cast
+from typing import Final, cast
 
 from processors.analysis import Doc, Hits, analyse_text, article_parts, compiled_twin, use_compiled
 from processors.knowledge import LABELS, Knowledge, get_knowledge
@@ -45,6 +45,10 @@ _SUP_TUPLE = tuple(sorted(SUP_KINDS))
 _CON_TUPLE = tuple(CON_KINDS)
 _KIND = itemgetter(2)
 _COUNT = itemgetter(1)
+# only the domain kinds' hits are counted (all that _domain_factors and the conflict context read); per kind, whether
+# it is one (a memo: kinds are the knowledge's few hundred)
+_COUNTED_PREFIXES = ("dom:", "unl:")
+_COUNTED: Final[dict[str, bool]] = {}
 
 
 def _domain_factors(counts: dict[str, int], kn: Knowledge) -> dict[str, float]:
@@ -69,13 +73,17 @@ def classify_doc(doc: Doc, kn: Knowledge, visits: int = 0, envoy_lead: bool = Fa
     concrete = dict.fromkeys(LABELS, 0)
     truce = False  # a mediated truce term seen
     mediated = kn.mediated_terms
-    counts: dict[str, int] = {}  # hits per kind, kinds in order of first hit (as a Counter over all hits)
+    counts: dict[str, int] = {}  # hits per domain kind, kinds in order of first hit (as a Counter over all hits)
     for si, hits in enumerate(doc.hits):
         if not hits:
             continue
         by = hits.by_kind if type(hits) is Hits else Hits(hits).by_kind  # the sentence's hits per kind
         for kind, lst in by.items():
-            counts[kind] = counts.get(kind, 0) + len(lst)
+            counted = _COUNTED.get(kind)
+            if counted is None:
+                counted = _COUNTED[kind] = kind.startswith(_COUNTED_PREFIXES)
+            if counted:
+                counts[kind] = counts.get(kind, 0) + len(lst)
         if not any(k in by for k in _LEX_TUPLE):  # only sentences with lexicon terms score
             continue
         suppressed = set() if not any(k in by for k in _SUP_TUPLE) \

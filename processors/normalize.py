@@ -302,15 +302,36 @@ class Vocab:
         return bare(tok)
 
 
-class Sentence:
-    """One sentence: its original text, normalised tokens and their stems.
+# Word classes: sets of tokens (or stems) that rules test a whole sentence against ("has the sentence any of these
+# words?"). Each class is one bit; a sentence's ``bits`` are the classes of its tokens and stems, computed once (by
+# the C accelerator from its word memo, else on first use), so such a test is one AND instead of a scan of the
+# sentence. Registered by analysis.word_class (which also drops analyses made before).
+TOKEN_BITS: dict[str, int] = {}  # token -> the bits of the classes holding it as a token
+STEM_BITS: dict[str, int] = {}  # stem -> the bits of the classes holding it as a stem
 
-    Built from its raw words, a sentence makes its token list on first use (most sentences are only scanned
-    through their stems); after that ``toks`` is a plain attribute.
+
+def sentence_bits(toks: Iterable[str], stems: Iterable[str]) -> int:
+    """The word-class bits of a token list and its stems."""
+    bits = 0
+    tb, sb = TOKEN_BITS, STEM_BITS
+    for t in toks:
+        if t in tb:
+            bits |= tb[t]
+    for t in stems:
+        if t in sb:
+            bits |= sb[t]
+    return bits
+
+
+class Sentence:
+    """One sentence: its original text, normalised tokens and their stems, and ``bits``, its word classes (see
+    TOKEN_BITS). The C accelerator makes these with every slot set; the pure-Python analysis makes LazySentences.
+    (No ``__getattr__`` here: with one, every attribute read of every sentence goes through a slower lookup.)
     """
 
-    __slots__ = ("index", "text", "toks", "stems", "_words")
+    __slots__ = ("index", "text", "toks", "stems", "_words", "bits")
     toks: list[str]  # normalised tokens (words and single punctuation marks), one per stem
+    bits: int
 
     def __init__(self, index: int, text: str, toks: list[str] | None, stems: list[str],
                  words: list[str] | None = None) -> None:
@@ -318,14 +339,8 @@ class Sentence:
         self.text = text
         self.stems = stems
         self._words = words
-        if toks is not None:
-            self.toks = toks
-
-    def __getattr__(self, name: str) -> list[str]:  # only called while the ``toks`` slot is still empty
-        if name != "toks":
-            raise AttributeError(name)
-        self.toks = list(chain.from_iterable(map(_WORD_TOKENS.__getitem__, self._words or ())))
-        return self.toks
+        self.toks = toks if toks is not None else list(chain.from_iterable(map(_WORD_TOKENS.__getitem__, words or ())))
+        self.bits = sentence_bits(self.toks, stems)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sentence):
@@ -336,6 +351,31 @@ class Sentence:
 
     def __repr__(self) -> str:
         return f"Sentence(index={self.index!r}, text={self.text!r}, toks={self.toks!r}, stems={self.stems!r})"
+
+
+class LazySentence(Sentence):
+    """A Sentence of the pure-Python analysis: built from its raw words, it makes its token list and its word
+    classes on first use (most sentences are only scanned through their stems); after that they are plain slots."""
+
+    __slots__ = ()
+
+    def __init__(self, index: int, text: str, toks: list[str] | None, stems: list[str],
+                 words: list[str] | None = None) -> None:
+        self.index = index
+        self.text = text
+        self.stems = stems
+        self._words = words
+        if toks is not None:
+            self.toks = toks
+
+    def __getattr__(self, name: str) -> object:  # only called while the ``toks`` or ``bits`` slot is still empty
+        if name == "toks":
+            self.toks = list(chain.from_iterable(map(_WORD_TOKENS.__getitem__, self._words or ())))
+            return self.toks
+        if name == "bits":
+            self.bits = sentence_bits(self.toks, self.stems)
+            return self.bits
+        raise AttributeError(name)
 
 
 def tokens(norm: str) -> list[str]:
@@ -363,7 +403,7 @@ def analyse(text: str, vocab: Vocab) -> list[Sentence]:
         words = s.split()
         stems = list(flat(map(word_stems, words)))  # one stem per token, so no stems means no tokens
         if stems:
-            out.append(Sentence(len(out), s, None, stems, words))
+            out.append(LazySentence(len(out), s, None, stems, words))
     return out
 
 
@@ -380,7 +420,7 @@ def _analyse_whole(sents: list[str], joined: str, vocab: Vocab) -> list[Sentence
         toks = findall(n)
         if not toks:
             continue
-        out.append(Sentence(len(out), s, toks, stems(toks)))
+        out.append(LazySentence(len(out), s, toks, stems(toks)))
     return out
 
 

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, timedelta
 from itertools import pairwise
 from operator import itemgetter
+from typing import Final
 
 from processors.analysis import (
     Doc,
@@ -58,10 +59,14 @@ from processors.analysis import (
     of_kind,
     of_kinds,
     use_compiled,
+    word_class,
 )
 from processors.knowledge import Knowledge, Official, Place, Title, get_knowledge
 from processors.normalize import PUNCT, Sentence, TokenChars, normalize
 from trucewatch.schema import Article, Visit
+
+# Word classes (analysis.word_class): "does the sentence hold any of these words" is ``sent.bits & <CLASS>_BIT``, one
+# AND instead of a scan of its tokens (``not <CLASS>.isdisjoint(sent.toks)``); a class is registered next to its set.
 
 HIGH_DELEGATION_WORDS = frozenset({"رفيع", "امني", "قيادي", "قياديا", "امنيا", "رفيعا", "مستوي"})
 STOPWORDS = frozenset(
@@ -89,13 +94,19 @@ _MONTHS = {
     8: ["أغسطس", "اغسطس", "آب"], 9: ["سبتمبر", "أيلول"], 10: ["أكتوبر", "تشرين الأول"],
     11: ["نوفمبر", "تشرين الثاني"], 12: ["ديسمبر", "كانون الأول"],
 }
-_MONTH_RE = re.compile(
-    "(" + "|".join(sorted((normalize(n) for ns in _MONTHS.values() for n in ns), key=len, reverse=True)) + ")"
-)
+_MONTH_NAMES = sorted((normalize(n) for ns in _MONTHS.values() for n in ns), key=len, reverse=True)
+# the names longest first, grouped by their first letter (in that order within a group, so the same name matches
+# first): the regex engine tries only the names that begin with the letter at hand
+_MONTH_RE = re.compile("(" + "|".join(
+    re.escape(c) + "(?:" + "|".join(re.escape(n[1:]) for n in _MONTH_NAMES if n[0] == c) + ")"
+    for c in dict.fromkeys(n[0] for n in _MONTH_NAMES)) + ")")
 _MONTH_NUM = {normalize(n): m for m, ns in _MONTHS.items() for n in ns}
-_YEAR_RE = re.compile(r"(?<!\d)(19[5-9]\d|20[0-4]\d)(?!\d)")
+# "(?<!\d)(19[5-9]\d|20[0-4]\d)(?!\d)" with the lookbehind after the first digit (the same matches): a pattern that
+# begins with a literal lets the regex engine skip to the candidate characters instead of trying every position
+_YEAR_RE = re.compile(r"(1(?<!\d1)9[5-9]\d|2(?<!\d2)0[0-4]\d)(?!\d)")
 _NUMDATE_RE = re.compile(r"(?<![\d/.-])(?:(\d{1,2})[/.-](\d{1,2})[/.-](19[5-9]\d|20[0-4]\d)"
                          r"|(19[5-9]\d|20[0-4]\d)-(\d{1,2})-\d{1,2})(?![\d/.-]*\d)")
+_NUMDATE_CUE = re.compile(r"\d[/.-]\d")  # in every _NUMDATE_RE match (and far cheaper to look for)
 _FIRST_RE = re.compile(
     r"((?:في\s+)?(?:ال)?زيار[ةه]\s+(?:هي\s+)?(?:ال)?[أاإ]ول[ىي]|[أاإ]ول\s+زيار[ةه]|للمر[ةه]\s+(?:ال)?[أاإ]ول[ىي]"
     r"|(?:ال)?[أاإ]ول[ىي]\s+من\s+نوعها)[^.،,؛;\n]{0,140}"
@@ -105,6 +116,7 @@ _DIACRITIC_RE = re.compile(r"[\u064B-\u065F\u0670\u0640]")
 # "وكانت آخر زيارة لـ") together with a date that puts the trip in the past (a month, a year, "الماضي", "آخر مرة").
 # "وكان X قد وصل مساء أمس" has no such date and stays a report.
 _PLUPERFECT = frozenset({"كان", "كانت", "وكان", "وكانت", "فكان", "فكانت"})
+_PLUPERFECT_BIT: Final = word_class(_PLUPERFECT)
 _PERIODS = frozenset({"الشهر", "الاسبوع", "العام", "السنه"})
 _SINCE = frozenset({"من", "منذ", "عقب", "بعد", "اثر"})
 _AGO = frozenset({"الماضي", "الماضيه", "السابق", "السابقه"})
@@ -129,6 +141,26 @@ class Mention:
     alias_of: Mention | None = None  # a later bare surname ("وقال هاريس") of a role mention with a written name
     sent: Sentence | None = None  # the sentence the spans refer to
 
+    # Written out (the dataclass keeps it and adds the rest): mypyc compiles it, whereas the generated one runs as
+    # Python from a compiled caller (~4,000 instructions a mention). Same fields, order and defaults as above
+    # (tests/processors/test_visits.py checks).
+    def __init__(self, start: int, end: int, official: Official | None = None, title: Title | None = None,
+                 country: str | None = None, org: str | None = None, name: tuple[int, int] | None = None,
+                 role_span: tuple[int, int] | None = None, high: bool = True, former: bool = False,
+                 alias_of: Mention | None = None, sent: Sentence | None = None) -> None:
+        self.start = start
+        self.end = end
+        self.official = official
+        self.title = title
+        self.country = country
+        self.org = org
+        self.name = name
+        self.role_span = role_span
+        self.high = high
+        self.former = former
+        self.alias_of = alias_of
+        self.sent = sent
+
 
 @dataclass
 class _Found:
@@ -139,8 +171,19 @@ class _Found:
     identity: str = ""
     extra: dict[str, str | None] = field(default_factory=dict)
 
+    def __init__(self, mention: Mention, sentence: Sentence, place: Place, status: str, identity: str = "",
+                 extra: dict[str, str | None] | None = None) -> None:  # (compiled: see Mention.__init__)
+        self.mention = mention
+        self.sentence = sentence
+        self.place = place
+        self.status = status
+        self.identity = identity
+        self.extra = {} if extra is None else extra
+
 
 _LAST_TRIP = frozenset({"الاخيره", "السابقه", "الماضيه"})
+_LAST_TRIP_BIT: Final = word_class(_LAST_TRIP)
+_VISIT_NOUNS_BIT: Final = word_class(("زياره", "زيارات"))
 
 
 def _background(sent: Sentence, hits: list[Hit]) -> bool:
@@ -149,16 +192,16 @@ def _background(sent: Sentence, hits: list[Hit]) -> bool:
     toks = sent.toks
     last = [i for i, t in enumerate(toks)
             if (t.startswith(("زيار", "لزيار", "بزيار")) or t == "الزياره")
-            and _LAST_TRIP.intersection(toks[i + 1:i + 6])] if not _LAST_TRIP.isdisjoint(toks) else []
+            and _LAST_TRIP.intersection(toks[i + 1:i + 6])] if sent.bits & _LAST_TRIP_BIT else []
     if last and all(any(i - 2 <= s <= i for i in last) for s, _e, k, _p in of_kind(hits, "trig") if k == "trig"):
         return True
     # "وتأتي الزيارة بعد نحو شهرين من زيارة الأمير فيصل إلى طهران في يونيو الماضي": an earlier trip, dated
     since = [i for i, t in enumerate(toks) if t in ("زياره", "زيارات") and i and toks[i - 1] in _SINCE] \
-        if "زياره" in toks or "زيارات" in toks else []
+        if sent.bits & _VISIT_NOUNS_BIT else []
     if since and any(t in _AGO for t in toks[since[0]:]) and all(
             p == "noun" or s0 > since[0] for s0, _e, k, p in hits if k == "trig"):
         return True  # (a trip word after it is that earlier trip's: "والتي التقى خلالها الرئيس")
-    if not any(t in _PLUPERFECT for t in toks[:3]):
+    if not sent.bits & _PLUPERFECT_BIT or not any(t in _PLUPERFECT for t in toks[:3]):
         return False
     trig = min((s0 for s0, _e, k, _p in hits if k == "trig"), default=0)
     for i, t in enumerate(toks[:trig + 12]):  # the trip's own date, not one in a later clause
@@ -724,7 +767,8 @@ def date_bucket(article: Article, norm_text: str | None = None, *, fetch_time: b
         return UNDATED
     months = [(m.start(), _MONTH_NUM[m.group(1)]) for m in _MONTH_RE.finditer(text)]
     best: tuple[int, int] | None = None
-    for m in _NUMDATE_RE.finditer(text):  # "9/1/2025" (day/month/year), "2025-01-09"
+    # "9/1/2025" (day/month/year), "2025-01-09"
+    for m in _NUMDATE_RE.finditer(text) if _NUMDATE_CUE.search(text) else ():
         if m.group(1):
             a, b, y = int(m.group(1)), int(m.group(2)), int(m.group(3))
             mon = b if 1 <= b <= 12 else (a if 1 <= a <= 12 and b <= 31 else 0)
@@ -810,11 +854,18 @@ def surface(sent: Sentence, span: tuple[int, int], strip_particles: bool = True,
 
 
 _FIRST_TOKS = frozenset({"اول", "الاولي", "الاول", "اولي", "للمره", "والاولي"})
+_FIRST_TOKS_BIT: Final = word_class(_FIRST_TOKS)
 
 
 def _first_in(sent: Sentence) -> str | None:
-    if _FIRST_TOKS.isdisjoint(sent.toks):
+    if not sent.bits & _FIRST_TOKS_BIT:
         return None
+    if type(sent) is Sentence:  # (the C analysis: tokens normalised per character, so without the marks)
+        # every match holds "زيار", "للمر" or "نوعها", which normalisation keeps in one token (the same letters; the
+        # marks _DIACRITIC_RE deletes it deletes too): no such token, no match, and no regex search of the text
+        joined = " ".join(sent.toks)
+        if "زيار" not in joined and "للمر" not in joined and "نوعها" not in joined:
+            return None
     text = _DIACRITIC_RE.sub("", sent.text)
     m = _FIRST_RE.search(text)
     if not m:
@@ -1008,6 +1059,8 @@ _NOT_AND = frozenset({"وزير", "وزيره", "وزراء", "وفد", "وكي�
 _WELCOME = frozenset(normalize(w) for w in ("رحب", "رحبت", "يرحب", "ترحب", "ورحب", "ورحبت", "ويرحب", "وترحب"))
 _HOST_CUES = _WELCOME | _NOT_TRAVELLER  # the word right before a mention that makes it a host
 _HEDGES = frozenset(normalize(w) for w in ("قد", "وقد", "ربما", "وربما"))
+_HEDGES_BIT: Final = word_class(_HEDGES)
+_WHETHER_BIT: Final = word_class(("اذا",))  # ("ما إذا كان")
 
 
 def _imperfect(tok: str) -> bool:
@@ -1331,12 +1384,12 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
         return []
     negs = [e for s, e, k, _p in of_kinds(hits, "negation", "denial") if k in ("negation", "denial")]
     # "قد ينضم إلى المحادثات في أنقرة" (may join): a hedge governs the trip words right after it, like a negation
-    if not _HEDGES.isdisjoint(toks):
+    if sent.bits & _HEDGES_BIT:
         negs += [i + 1 for i in range(len(toks) - 1) if toks[i] in _HEDGES and _imperfect(toks[i + 1])]
     future = "future" in kinds
     # "كما وصل X ...، فيما ينتظر أن ينضم غدا Y": a future word holds for its own clause only
     fut_pos = [fs0 for fs0, _fe, _fk, _fp in of_kind(hits, "future")] \
-        if future and not _CLAUSE_OPENERS.isdisjoint(toks) else None
+        if future and sent.bits & _CLAUSE_OPENERS_BIT else None
     trigs = sorted((s, e, p) for s, e, _k, p in of_kind(hits, "trig"))
     # objects of meetings, hosts of receptions and authors of invitations are hosts, never the travelling
     # subject of another trigger; the subject of a meeting ("يلتقي الوزير الألماني نتنياهو ... قبل أن يتوجه")
@@ -1401,7 +1454,8 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
     place: Place | None
     tour_words: set[int] | None = None  # positions of "جولة" forms, computed for the first tour trigger
     # "ما إذا كان X سيتوجه إلى موسكو" (whether): a question about a trip, not a report of one
-    whether = [i for i in range(1, len(toks)) if toks[i] == "اذا" and toks[i - 1] == "ما"] if "اذا" in toks else []
+    whether = [i for i in range(1, len(toks)) if toks[i] == "اذا" and toks[i - 1] == "ما"] \
+        if sent.bits & _WHETHER_BIT else []
     # a denial governs the whole sentence: "نفى مكتب نتنياهو، الجمعة، أنباء تحدثت عن زيارة مرتقبة له"
     denied = min((ns for ns, _ne, k, _p in of_kind(hits, "denial") if k == "denial"), default=len(toks))
     for ti, (s, e, kind) in enumerate(trigs):
@@ -1721,18 +1775,20 @@ def _article_on_bare(sent: Sentence, i: int, kn: Knowledge) -> bool:
 
 
 _KINGDOM = frozenset({"المملكه", "للمملكه", "بالمملكه", "والمملكه"})
+_KINGDOM_BIT: Final = word_class(_KINGDOM)
+_CAPITAL_BIT: Final = word_class(("العاصمه",))
 _OTHER_KINGDOMS = frozenset({"JO", "MA", "BH"})
 
 
 def _real_places(sent: Sentence, hits: list[Hit], kn: Knowledge) -> list[Hit]:
-    if not _KINGDOM.isdisjoint(sent.toks):
+    if sent.bits & _KINGDOM_BIT:
         # "المملكة" is Saudi Arabia unless the sentence is in another kingdom: "استقبل الملك عبدالله في قصر
         # الحسينية ... الذي يزور المملكة حالياً"
         other = next((p for _s, _e, _k, p in of_kind(hits, "place") if p.country in _OTHER_KINGDOMS), None)
         if other is not None:  # (rebuilt as Hits, so the rules keep reading one kind at a time)
             hits = Hits((s, e, k, Place(None, other.country)) if k == "place" and sent.toks[s] in _KINGDOM
                         and e - s == 1 else (s, e, k, p) for s, e, k, p in hits)  # (not "المملكة العربية السعودية")
-    if "العاصمه" in sent.toks:
+    if sent.bits & _CAPITAL_BIT:
         # "العاصمة الإدارية الماليزية بوتراجايا": a capital named by its kind belongs to the adjective after it
         nat_at = {ns: c for ns, _ne, _k, c in of_kind(hits, "nat")}
         swap = {s: nat_at[e] for s, e, _k, p in of_kind(hits, "place")
@@ -1740,10 +1796,10 @@ def _real_places(sent: Sentence, hits: list[Hit], kn: Knowledge) -> list[Hit]:
         if swap:
             hits = Hits((s, e, k, Place(None, swap[s])) if k == "place" and s in swap else (s, e, k, p)
                         for s, e, k, p in hits)
-    if not (kn.bare_places.isdisjoint(sent.stems) or not any(
-            k == "place" and _article_on_bare(sent, s, kn) for s, _e, k, _p in of_kind(hits, "place"))):
+    # (a place hit on a bare place's stem implies the sentence holds one: no scan of its stems first)
+    if any(k == "place" and _article_on_bare(sent, s, kn) for s, _e, k, _p in of_kind(hits, "place")):
         hits = Hits(h for h in hits if not (h[2] == "place" and _article_on_bare(sent, h[0], kn)))
-    if not _PLACE_KIND_WORDS.isdisjoint(sent.toks):
+    if sent.bits & _PLACE_KIND_WORDS_BIT:
         # "وصل الوفد إلى المدينة السويسرية", "كما وصل إلى المنتجع المصري": a place named by its kind and country
         toks = sent.toks
         starts = {hs for hs, _he, _k, _p in of_kind(hits, "place")}
@@ -1758,10 +1814,14 @@ def _real_places(sent: Sentence, hits: list[Hit], kn: Knowledge) -> list[Hit]:
 _JOINS = frozenset(normalize(w) for w in ("ينضم", "سينضم", "انضم", "تنضم", "ستنضم", "انضمت"))
 _EVENT_NOUNS = frozenset(normalize(w) for w in ("الاجتماع", "الاجتماعات", "المحادثات", "المفاوضات", "المباحثات",
                                                 "المؤتمر", "القمة", "اللقاء", "الوفد", "الوفود"))
+_EVENT_NOUNS_BIT: Final = word_class(_EVENT_NOUNS)
 _CLAUSE_OPENERS = frozenset({"بينما", "فيما", "عندما", "اذ"})
+_CLAUSE_OPENERS_BIT: Final = word_class(_CLAUSE_OPENERS)
 _PLACE_KIND_WORDS = frozenset({"المدينه", "المنتجع", "البلده"})
+_PLACE_KIND_WORDS_BIT: Final = word_class(_PLACE_KIND_WORDS)
 _CANCEL = frozenset(normalize(w) for w in ("ألغيت", "أُلغيت", "ألغي", "إلغاء", "أرجئت", "إرجاء", "تأجلت", "أجلت",
                                             "تأجيل", "ألغاها", "أرجأها", "ألغت", "أرجأت"))
+_CANCEL_BIT: Final = word_class(_CANCEL)
 _TRIP_NOUNS = frozenset(normalize(w) for w in ("الزيارة", "زيارته", "زيارتها", "زيارة", "الرحلة", "رحلته", "جولته",
                                                "الجولة", "زيارتهما", "زيارتهم"))
 
@@ -1769,6 +1829,7 @@ _TRIP_NOUNS = frozenset(normalize(w) for w in ("الزيارة", "زيارته",
 _PRESENCE = frozenset(normalize(w) for w in ("الموجود", "المتواجد", "الموجودة", "المتواجدة"))
 # a trip stated as the subject's own ("في ختام زيارته إلى إسرائيل"): a call mentioned beside it does not undo it
 _STATED_TRIP = _PRESENCE | frozenset(normalize(w) for w in ("زيارته", "زيارتها", "جولته", "جولتها"))
+_STATED_TRIP_BIT: Final = word_class(_STATED_TRIP)
 
 
 # verbs of a physical arrival or departure: no call or video link can be them
@@ -1799,6 +1860,7 @@ def _presence_only(sent: Sentence, hits: list[Hit]) -> tuple[list[Hit], set[str]
 
 
 _CAME = frozenset(normalize(w) for w in ("قادما", "قادماً", "قادمة", "قادمين", "قادمون", "آتيا", "قادمًا"))
+_CAME_BIT: Final = word_class(_CAME)
 
 
 def _came_from(sent: Sentence, hits: list[Hit], fs: list[_Found], kn: Knowledge) -> list[_Found]:
@@ -1825,7 +1887,7 @@ def _cancelled(sent: Sentence) -> bool:
     """"غير أن مصادر قالت لاحقا إن الزيارة ألغيت في اللحظة الأخيرة": the sentence's trip was called off (the
     cancellation may follow the trip words, unlike a denial, which governs what comes after it)."""
     toks = sent.toks
-    if _CANCEL.isdisjoint(toks):
+    if not sent.bits & _CANCEL_BIT:
         return False
     return any(t in _CANCEL and not _TRIP_NOUNS.isdisjoint(toks[max(0, i - 3):i + 4])
                and _SINCE.isdisjoint(toks[max(0, i - 2):i]) for i, t in enumerate(toks))  # not "بعد تأجيل الزيارة"
@@ -1850,6 +1912,7 @@ def _can_visit(hits: list[Hit], kinds: set[str], ctx: Mention | None, alias: boo
 # إسطنبول") and the heads of the state delegations taking part ("رئيس الوفد الأوكراني"): those heads travelled there.
 _VENUE_TALKS = frozenset(normalize(w) for w in ("محادثات", "مباحثات", "مفاوضات", "مشاورات", "المحادثات", "المباحثات",
                                                 "المفاوضات", "المشاورات"))
+_VENUE_TALKS_BIT: Final = word_class(_VENUE_TALKS, stems=True)  # (a talks noun as a token or a stem)
 _VENUE_REACH = 7  # tokens from the talks noun to "في <place>"
 
 
@@ -1871,7 +1934,7 @@ def _talks_venue(sent: Sentence, hits: list[Hit]) -> Place | None:
     طهران وواشنطن": two parties); or "في <place>" right after a leading event verb ("انتهت في إسطنبول، اليوم، أول
     جولة من المحادثات")."""
     toks, stems = sent.toks, sent.stems
-    if _VENUE_TALKS.isdisjoint(stems) and _VENUE_TALKS.isdisjoint(toks):
+    if not sent.bits & _VENUE_TALKS_BIT:
         return None  # (most sentences with a place name no talks)
     nouns = [i for i, st in enumerate(stems) if st in _VENUE_TALKS or toks[i] in _VENUE_TALKS]
     if not nouns:
@@ -1898,13 +1961,14 @@ def _talks_venue(sent: Sentence, hits: list[Hit]) -> Place | None:
 
 
 _DELEGATIONS = frozenset({"الوفدان", "الوفدين", "الوفود", "وفود", "وفدا"})
+_DELEGATIONS_BIT: Final = word_class(_DELEGATIONS)
 
 
 def _delegations_arrive(sent: Sentence, hits: list[Hit]) -> Place | None:
     """Where the delegations of talks arrive: "وصل الوفدان الروسي والأوكراني إلى مدينة إسطنبول", "وقد وصل الوفدان إلى
     الدوحة" (their heads, named nearby, are the travellers)."""
     toks = sent.toks
-    if _DELEGATIONS.isdisjoint(toks):
+    if not sent.bits & _DELEGATIONS_BIT:
         return None
     for _s, e, _k, st in of_kind(hits, "trig"):
         if st in ("arrived", "upcoming") and any(toks[i] in _DELEGATIONS for i in range(e, min(len(toks), e + 12))):
@@ -1929,6 +1993,7 @@ def _lead_venue(sent: Sentence, hits: list[Hit]) -> Place | None:
 # (and "وضم الوفد الأمريكي X": a member); with a conjunction too ("ويرأس الوفد الأوكراني X": a stem keeps the "و")
 _LEADS = frozenset(c + normalize(w) for c in ("", "و", "ف") for w in (
     "ترأس", "يترأس", "يرأس", "ترأست", "تترأس", "ترأسه", "قاد", "يقود", "قادت", "تقود", "ضم", "يضم", "ضمت", "تضم"))
+_LEADS_BIT: Final = word_class(_LEADS, toks=False, stems=True)
 
 
 def _leads_delegation(sent: Sentence, m: Mention) -> bool:
@@ -2010,7 +2075,7 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
             event_venue = _hosted_event_venue(sent, hits)
         kinds = set(hits.by_kind) if type(hits) is Hits else set(map(_KIND, hits))  # (the kinds: the index's keys)
         if "remote" in kinds and "trig" in kinds:
-            if not _STATED_TRIP.isdisjoint(sent.toks):
+            if sent.bits & _STATED_TRIP_BIT:
                 hits, kinds = _presence_only(sent, hits)
             else:
                 hits, kinds = _remote_after_arrival(sent, hits, kinds)
@@ -2033,7 +2098,7 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
                 attend = any(p == "attend" for _s, _e, _k, p in of_kind(hits, "trig"))
                 prev_place = _prev_sentence_place(doc.hits[si - 1], doc.sentences[si - 1]) if si and attend else None
                 if attend and prev_place is None and found and (found[-1].sentence is doc.sentences[si - 1] or (
-                        si - found_idx <= 2 and not _EVENT_NOUNS.isdisjoint(sent.toks))):
+                        si - found_idx <= 2 and sent.bits & _EVENT_NOUNS_BIT)):
                     # where the previous sentence's traveller arrived; "ومن المقرر أن يشارك في المؤتمر X": where
                     # the conference just reported is held
                     prev_place = found[-1].place
@@ -2050,10 +2115,9 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
                     background = True
                 elif fs and _cancelled(sent):
                     fs = []
-                elif fs and not _CAME.isdisjoint(sent.toks):
+                elif fs and sent.bits & _CAME_BIT:
                     fs = _came_from(sent, hits, fs, kn) + fs  # (the trip's own place stays the latest one)
-        elif "off" in kinds or alias or "title" in kinds and (_COMPANIONS.intersection(sent.toks) or
-                                                              "nat" in kinds):
+        elif "off" in kinds or alias or "title" in kinds and (sent.bits & _COMPANIONS_BIT or "nat" in kinds):
             # no trip here, but a named official (or a role with a written name, or a known surname) becomes the
             # context of the next sentences, and companions ("ويرافقه وزير الدفاع ...") join the trip just reported
             mentions = _mentions(sent, hits, kn, present, coref)
@@ -2096,7 +2160,7 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
         if mentions:
             coref.register(mentions)
             if "remote" not in kinds and not background:  # (heads with a trip of their own are skipped later)
-                leads = not _LEADS.isdisjoint(sent.stems)  # (else no mention can lead or join a delegation)
+                leads = bool(sent.bits & _LEADS_BIT)  # (else no mention can lead or join a delegation)
                 heads.extend(m for m in mentions if _delegation_head(m) or leads and m.country and m.high
                              and not m.former and _leads_delegation(sent, m))
         if "place" in kinds and "remote" not in kinds and not background \
@@ -2189,6 +2253,7 @@ _COMPANIONS = frozenset(normalize(w) for w in (
     "يرافقه", "ويرافقه", "يرافقها", "ويرافقها", "يرافقهم", "ويرافقهم", "يرافق", "ويرافق", "رافقه", "ورافقه",
     "رافقها", "ورافقها", "رافق", "ورافق", "برفقة", "وبرفقة", "بمعية", "وبمعية", "يضم", "يضمّ", "ويضم", "ضم", "وضم",
     "تضم", "وتضم", "ضمّ", "بصحبة", "وبصحبة"))
+_COMPANIONS_BIT: Final = word_class(_COMPANIONS)
 
 
 _COMPANION_SKIP = frozenset({"في", "خلال", "زيارته", "زيارتها", "الزياره", "جولته", "جولتها", "الجوله", ",", "كل",
@@ -2200,9 +2265,9 @@ def _companions(sent: Sentence, mentions: list[Mention], fs: list[_Found], prev:
     """Officials named after a companion word in this sentence travel with the visitor reported before it (in
     this sentence, else ``prev``), to the same place: one trip, so their visit keys take the lead's identity
     (``extra["trip"]``). Returns the companions not already found in ``fs``."""
-    toks = sent.toks
-    if _COMPANIONS.isdisjoint(toks):
+    if not sent.bits & _COMPANIONS_BIT:
         return []
+    toks = sent.toks
     c = next((i for i, t in enumerate(toks) if t in _COMPANIONS), None)
     if c is None:
         return []

@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from processors import analysis
 from processors.analysis import JUNK_MARKERS, Doc, Hits, _analyse_py
 from processors.knowledge import get_knowledge
+from processors.normalize import Sentence
+from processors.visits import extract_visits  # (registers the visit rules' word classes)
 
 try:
     from processors import _fast  # type: ignore[attr-defined]
@@ -56,6 +58,13 @@ def _plain(doc: Doc) -> tuple[Any, ...]:
     return (doc.n_title, [(s.index, s.text, s.toks, s.stems) for s in doc.sentences], doc.hits)
 
 
+def _bits_by_definition(s: Sentence) -> int:
+    """A sentence's word classes from analysis.word_class's definition (any token / stem among the class's words)."""
+    assert extract_visits is not None and analysis._CLASSES
+    return sum(bit for (words, toks, stems), bit in analysis._CLASSES.items()
+               if toks and not words.isdisjoint(s.toks) or stems and not words.isdisjoint(s.stems))
+
+
 def _same(title: str, body: str) -> None:
     kn = get_knowledge()
     py = _analyse_py(title, body, kn)
@@ -68,6 +77,9 @@ def _same(title: str, body: str) -> None:
     assert all(type(x) is int for s in c.sentences for x in (s.index,))
     assert [[type(h) for h in hs] for hs in c.hits] == [[tuple] * len(hs) for hs in c.hits]
     assert [hs.by_kind for hs in c.hits] == [hs.by_kind for hs in py.hits]  # type: ignore[attr-defined]
+    # word classes: set by C from its word mirror, computed on first use in Python; both by the definition
+    assert [s.bits for s in c.sentences] == [_bits_by_definition(s) for s in py.sentences]
+    assert [s.bits for s in py.sentences] == [_bits_by_definition(s) for s in py.sentences]
 
 
 def _dev_texts(shared_dir: Path) -> list[tuple[str, str]]:
@@ -97,7 +109,8 @@ def test_dev_articles(shared_dir: Path) -> None:
 def test_odd_inputs() -> None:
     for t in ("", " ", "\n", "...", "؟؟", "- * •", "Hello. World!", "\x00\x01 \x1f\x7f\x85", "\u200b\u200f",
               "ـــ", "١٢٣ ۴۵۶", "İstanbul Σ ς", "ﻫﺪﻧﺔ في غزة", "هُدْنَةٌ", "و" * 500, "a" * 3000,
-              "اقرأ أيضا\nمقال قصير\nنهاية", "مواضيع قد تهمك نهاية\nوصل الوزير"):
+              "اقرأ أيضا\nمقال قصير\nنهاية", "مواضيع قد تهمك نهاية\nوصل الوزير",
+              "هدنة،وقف-إطلاق-النار،حماس" * 20):  # (one word of more than 64 tokens: the mirror's masks stop at 64)
         _same(t, t)
         _same("", t)
 

@@ -64,3 +64,15 @@ def test_split_sentences_keeps_runs_ended_by_carriage_return_or_unicode_separato
     # CRLF and old-Mac feeds: a run ended by "\r" (or U+2028/U+2029) with no punctuation is a sentence, not lost
     text = "وصل الوزير إلى القاهرة\r\nثم غادر\rوعاد\u2028اليوم\u2029مساء"
     assert split_sentences(text) == ["وصل الوزير إلى القاهرة", "ثم غادر", "وعاد", "اليوم", "مساء"]
+
+
+def test_word_class_bits_say_whether_a_sentence_holds_its_words() -> None:
+    from processors.analysis import analyse_text, word_class
+
+    bit = word_class(("غادر",))
+    assert word_class(frozenset({"غادر"})) == bit  # the same class, the same bit
+    doc = analyse_text("", "وصل الوزير إلى عمان. غادر الوزير عمان.")  # (an analysis made after the class exists)
+    assert [bool(s.bits & bit) for s in doc.sentences] == [False, True]
+    stem_bit = word_class(("زار",), toks=False, stems=True)  # "وزارة" does not stem to "زار"; "زار" does
+    assert [bool(s.bits & stem_bit) for s in analyse_text("", "زار الوزير عمان. وزارة الخارجية.").sentences] \
+        == [True, False]

@@ -138,3 +138,54 @@ def test_the_stream_keys_an_undated_article_by_its_fetch_month() -> None:
 def test_a_trip_named_by_a_day_near_a_month_end_takes_that_days_month(published: datetime, body: str,
                                                                         key: str) -> None:
     assert [v.key for v in extract_visits(Article(id="x", body=body, published_at=published))] == [key]
+
+
+def test_written_out_inits_take_the_dataclass_fields() -> None:
+    """Mention and _Found write their __init__ out (so that mypyc compiles it): the same fields, order, defaults."""
+    import dataclasses
+    import importlib.util
+    import inspect
+    import sys
+
+    spec = importlib.util.spec_from_file_location("_visits_source", Path(__file__).parents[2] / "processors/visits.py")
+    assert spec is not None and spec.loader is not None
+    src = importlib.util.module_from_spec(spec)  # the Python classes, whatever build is in use
+    sys.modules[spec.name] = src  # (dataclasses reads the module of the class)
+    try:
+        spec.loader.exec_module(src)
+    finally:
+        del sys.modules[spec.name]
+    for cls in (src.Mention, src._Found):
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+        fields = dataclasses.fields(cls)
+        assert [p.name for p in params] == [f.name for f in fields]
+        for p, f in zip(params, fields, strict=True):
+            if f.default is not dataclasses.MISSING:
+                assert p.default == f.default, f.name
+            elif f.default_factory is not dataclasses.MISSING:
+                assert p.default is None, f.name  # (the __init__ makes a fresh one)
+                assert getattr(cls(*[None] * sum(x.default is inspect.Parameter.empty for x in params)), f.name) \
+                    == f.default_factory()
+            else:
+                assert p.default is inspect.Parameter.empty, f.name
+
+
+def test_date_patterns_match_as_their_plain_forms() -> None:
+    """date_bucket's year and month patterns are written for speed; they find what the plain forms find."""
+    import random
+    import re
+
+    import processors.visits as v
+
+    year = re.compile(r"(?<!\d)(19[5-9]\d|20[0-4]\d)(?!\d)")
+    month = re.compile("(" + "|".join(v._MONTH_NAMES) + ")")
+    numdate = v._NUMDATE_RE
+    rnd = random.Random(7)
+    frags = [*v._MONTH_NAMES, "2024", "1999", "2049", "2050", "1949", "12", "3", "/", "-", ".", " ", "١٩٩٥", "ا", "ب",
+             "ال", "كتاب", "0", "9", "x", "2025-01-09", "9/1/2025", "1.2.2000"]
+    for _ in range(3000):
+        t = "".join(rnd.choice(frags) for _ in range(rnd.randint(0, 30)))
+        for plain, fast in ((year, v._YEAR_RE), (month, v._MONTH_RE)):
+            assert [(m.start(), m.group(1)) for m in plain.finditer(t)] \
+                == [(m.start(), m.group(1)) for m in fast.finditer(t)], t
+        assert bool(v._NUMDATE_CUE.search(t)) or not numdate.search(t), t
