@@ -1742,6 +1742,10 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             nxt_from = max(ps for ps, _p in places) + 1
             places = [(ps, p) for ps, p in _places_after(hits, sent, nxt_from, min(len(toks), nxt_from + PLACE_WINDOW))
                       if p.country != subj[0].country] or places
+        if not places and s >= 2 and toks[s - 1] in _RELATIVE and (toks[e - 1].endswith("ها") or toks[e - 1] == "اليها"):
+            # "في مدينة العريش المصرية، التي توجه إليها الوزير X": the place the relative clause is about
+            ante = s - 3 if toks[s - 2] == "," else s - 2  # (the word before the relative pronoun)
+            places = [(ps, p) for ps, pe, _k, p in of_kind(hits, "place") if pe - 1 in (ante, ante - 1)][-1:]
         if not places and rel is not None and subj[0] is rel:
             # "التقى السيسي في القاهرة الوزير ... الذي وصل في زيارة مفاجئة": the venue named before him
             places = _places_after(hits, sent, 0, rel.start, need_fi=True)[-1:] or [
