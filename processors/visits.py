@@ -1742,7 +1742,7 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             nxt_from = max(ps for ps, _p in places) + 1
             later = _places_after(hits, sent, nxt_from, min(len(toks), nxt_from + PLACE_WINDOW))
             places = [(ps, p) for ps, p in later if p.country != subj[0].country] or places
-        if not places and s >= 2 and toks[s - 1] in _RELATIVE and (toks[e - 1].endswith("ها") or toks[e - 1] == "اليها"):
+        if not places and s >= 2 and toks[s - 1] in _RELATIVE and toks[e - 1].endswith("ها"):  # ("وصلها", "إليها")
             # "في مدينة العريش المصرية، التي توجه إليها الوزير X": the place the relative clause is about
             ante = s - 3 if toks[s - 2] == "," else s - 2  # (the word before the relative pronoun)
             places = [(ps, p) for ps, pe, _k, p in of_kind(hits, "place") if pe - 1 in (ante, ante - 1)][-1:]
