@@ -1387,6 +1387,9 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
     if sent.bits & _HEDGES_BIT:
         negs += [i + 1 for i in range(len(toks) - 1) if toks[i] in _HEDGES and _imperfect(toks[i + 1])]
     future = "future" in kinds
+    if future and all(toks[fs0:fe0] == ["في", "وقت", "لاحق"] for fs0, fe0, _fk, _fp in of_kind(hits, "future")) \
+            and not any(_imperfect(toks[ts]) for ts, _te, _tk, _tp in of_kind(hits, "trig")):
+        future = False  # "وصل X، حيث انضم إليه في وقت لاحق Y": later that day, in the past
     # "كما وصل X ...، فيما ينتظر أن ينضم غدا Y": a future word holds for its own clause only
     fut_pos = [fs0 for fs0, _fe, _fk, _fp in of_kind(hits, "future")] \
         if future and sent.bits & _CLAUSE_OPENERS_BIT else None
@@ -1758,6 +1761,9 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             # ("انضم فيه وزير الدولة القطري، الذي وصل صباح أمس، إلى اجتماعات الوسطاء")
             # "فيما ينتظر أن ينضم إلى الاجتماع غدا X": the meeting of the arrival just reported
             places = [(s, found[-1].place)] if found else ([(s, prev_place)] if prev_place is not None else [])
+        if not places and _JOINS.intersection(toks[s:e + 1]) and toks[e:e + 1] in (["اليه"], ["اليهم"], ["اليها"]) \
+                and found and found[-1].sentence is sent:
+            places = [(s, found[-1].place)]  # "وصل X إلى الدوحة، حيث انضم إليه في وقت لاحق Y": where X is
         if not places and toks[s - 1:s] == ["كما"] and found and found[-1].sentence is sent:
             places = [(s, found[-1].place)]  # "وصل X إلى القاهرة، كما وصل وفد ...": the same place
         elif not places and s == 1 and toks[0] == "كما" and prev_place is not None and status == "arrived":
