@@ -1462,7 +1462,7 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
     # a denial governs the whole sentence: "نفى مكتب نتنياهو، الجمعة، أنباء تحدثت عن زيارة مرتقبة له"
     denied = min((ns for ns, _ne, k, _p in of_kind(hits, "denial") if k == "denial"), default=len(toks))
     for ti, (s, e, kind) in enumerate(trigs):
-        if negs and any(0 <= s - ne <= 2 for ne in negs) or whether and any(0 < s - w <= 6 for w in whether) \
+        if negs and any(0 <= s - ne <= 2 for ne in negs) or whether and any(0 < s - w <= 12 for w in whether) \
                 or s > denied:
             continue
         nxt = trigs[ti + 1][0] if ti + 1 < len(trigs) else len(toks)
