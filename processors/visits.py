@@ -633,7 +633,8 @@ def _mentions(sent: Sentence, hits: list[Hit], kn: Knowledge, present: set[str],
     for m in out:
         m.sent = sent
         if m.start and toks[m.start - 1] in _KIN or m.title is not None and m.title.id in _NOT_VISITORS \
-                or m.official is not None and m.official.role in _NOT_VISITORS:
+                or m.official is not None and m.official.role in _NOT_VISITORS \
+                or m.official is None and m.title is not None and m.title.id == "council-head":
             # "جاريد كوشنر صهر الرئيس دونالد ترامب", "برفقة ابنة ترمب": named for a relative; "رئيس البرلمان
             # الإيراني", "السفير السعودي لدى اليمن محمد آل جابر": an office whose holder is no high-level visitor
             m.high = False
@@ -2143,6 +2144,8 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
             f.identity = identity(f.mention, kn)
         comp = _companions(sent, mentions, fs, found[-1] if found and si - found_idx <= 2 else None, found, kn) \
             if mentions and not background else []
+        if fs and mentions and "جانب" in sent.toks:
+            comp += _alongside(sent, mentions, fs, kn)
         if fs or comp:
             found_idx = si
         fi = _first_in(sent) if (fs or found) and not background else None
@@ -2320,6 +2323,25 @@ def _companions(sent: Sentence, mentions: list[Mention], fs: list[_Found], prev:
             f.identity = identity(m, kn)
             f.extra["trip"] = trip
             have.add(vid)
+            out.append(f)
+    return out
+
+
+def _alongside(sent: Sentence, mentions: list[Mention], fs: list[_Found], kn: Knowledge) -> list[_Found]:
+    """"سيصل X إلى القاهرة للمشاركة في المحادثات، إلى جانب وفد إسرائيلي يرأسه رئيس جهاز «الموساد»": whoever is
+    named right after "إلى جانب", after a reported trip, goes there too (of any country but the host's)."""
+    toks = sent.toks
+    out: list[_Found] = []
+    for i in range(1, len(toks) - 1):
+        if toks[i] != "جانب" or toks[i - 1] != "الي":
+            continue
+        lead = next((f for f in reversed(fs) if f.mention.end <= i - 1), None)
+        m = next((m for m in mentions if i < m.start <= i + 6 and m.high and not m.former), None)
+        if lead is None or m is None or m.country == lead.place.country or any(f.mention is m for f in fs):
+            continue
+        f = _Found(m, sent, lead.place, lead.status)
+        if _valid(f, kn):
+            f.identity = identity(m, kn)
             out.append(f)
     return out
 
