@@ -1632,6 +1632,12 @@ def _trigger_visits(sent: Sentence, hits: list[Hit], mentions: list[Mention], la
             for _ps, place in places[:1]:
                 found.append(_Found(subj[0], sent, place, "upcoming" if future else "arrived"))
             continue
+        if kind == "noun" and toks[e:e + 1] == ["مماثله"] and found and found[-1].sentence is sent:
+            # "زار X إسلام آباد، بعد يوم من زيارة مماثلة إلى نيودلهي": the same traveller's other trip
+            other = _places_after(hits, sent, e + 1, e + 4)
+            found += [_Found(found[-1].mention, sent, p, "arrived") for _ps, p in other
+                      if p.country != found[-1].place.country][:1]
+            continue
         if kind == "noun":
             found += _noun_trip(sent, hits, s, e, before, after, adj_before, hosts, negs, status, future)
             continue
