@@ -373,3 +373,51 @@ def test_updates_waiting_in_an_older_workers_format_are_still_sent() -> None:
     assert updates_due(state, {}, 10, now=5.5, idle=False) == []
     assert updates_due(state, {}, 10, now=5.5 + MAX_DELAY_SECONDS, idle=False) == ["k"]
     assert state["updates"] == {}
+
+
+def test_neighbour_lists_equal_a_fresh_count_after_copies_and_evictions(dev_items: dict) -> None:
+    items = sorted(_copies(dev_items, 1200, 90, seed=11), key=lambda i: (i.t, i.article_id))
+    index = StoryIndex({})
+    for it in items:
+        index.evict(it.t, max_members=150)  # small: shapes leave the index while their neighbours stay
+        index.assign(it)
+    alive = {id(s) for s in index.shapes.values()}
+    listed = [s for s in index.shapes.values() if s.near is not None]
+    assert listed and any(len(s.members) > 1 for s in listed)  # copies read their shape's list: not vacuous
+    assert len(index.cluster_of) < len(items)  # and some were evicted
+    for shape in listed:
+        fresh, exact = index._related(shape.words, shape.bucket, shape.visits, shape.ents)
+        assert exact
+        want = {id(s): near[1:] for s, near in fresh.items() if s is not shape}
+        got = {id(near.shape): near[1:] for near in shape.near if id(near.shape) in alive}
+        assert got == want
+
+
+class _Everywhere(set[int | None]):
+    """A ``StoryIndex.capped`` that covers every bucket: the index counts for every item (no neighbour lists)."""
+
+    def isdisjoint(self, other: Any) -> bool:
+        return False
+
+
+def _fold_all(items: list[StoryItem], *, lists: bool) -> tuple[dict[str, Any], set[int | None]]:
+    state: dict[str, Any] = {}
+    index = StoryIndex(state)
+    if not lists:
+        index.capped = _Everywhere({None})
+    for it in items:
+        index.evict(it.t, max_members=150)
+        index.assign(it)
+    return state, index.capped
+
+
+@pytest.mark.parametrize("cap", [2_000, 1])
+def test_neighbour_lists_give_the_clusters_of_counting_every_item(dev_items: dict, cap: int,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import processors.stories as stories
+
+    monkeypatch.setattr(stories, "MAX_CANDIDATES", cap)  # 1: most counts are cut, lists go off around them
+    items = sorted(_copies(dev_items, 1200, 90, seed=13), key=lambda i: (i.t, i.article_id))
+    listed, capped = _fold_all(items, lists=True)
+    assert bool(capped) == (cap == 1)
+    assert listed == _fold_all(items, lists=False)[0]
