@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from processors.changelog import QueuedTable
 from processors.enrich import enrich_article
 from processors.novelty import KeyState, observe_or_resend, roll_up
 from processors.stories import StoryIndex, StoryItem, StoryItems, fold_batch, indexed, story_item
@@ -256,7 +257,7 @@ def wire_stories(pipe: Pipeline, metrics: Metrics) -> None:
     from faust.streams import _current_event
 
     app = pipe.app
-    table = pipe.stories_table
+    table = QueuedTable(pipe.stories_table)  # a batch's changelog records go to the producer in one pass
     topic = pipe.stories
     alerts_topic = pipe.topics.alerts
     hint = {"pending": True}  # send ticks until the agent has seen the table (also after a restart)
@@ -275,6 +276,7 @@ def wire_stories(pipe: Pipeline, metrics: Metrics) -> None:
             index = held["index"] = StoryIndex(table)
             log.info("story index loaded: %d members", len(index.cluster_of))
         _current_event.set(weakref.ref(events[-1]))  # table writes of the batch belong to its last event
+        partition = events[-1].message.partition
         failed: list[tuple[str, str, Any, StoryItem | None]] = []  # stage, reason, event, the item that failed
         tagged: list[tuple[Any, StoryItem]] = []
         for event in events:
@@ -289,7 +291,11 @@ def wire_stories(pipe: Pipeline, metrics: Metrics) -> None:
             log.error("story clustering failed for %s", item.article_id, exc_info=e)
             failed.append(("stories", f"{type(e).__name__}: {e}", event, item))
 
-        folded = fold_batch(index, tagged, time.time(), on_error)
+        send = producer_send(app)
+        try:
+            folded = fold_batch(index, tagged, time.time(), on_error)
+        finally:  # whatever reached the table goes to its changelog (before the alerts that depend on it)
+            await table.send_pending(send, partition)
         n = folded.n
         alerts = []
         for k in folded.keys:
@@ -303,7 +309,6 @@ def wire_stories(pipe: Pipeline, metrics: Metrics) -> None:
         for stage, reason, event, bad in failed:
             payload = bad.model_dump_json().encode("utf-8") if bad is not None else None
             await _to_deadletter(pipe, metrics, stage, reason, event, payload)
-        send = producer_send(app)
         for alert in alerts:
             await send(alerts_topic, alert.to_bytes(), key=alert.id.encode("utf-8"))
             metrics.alerts.labels(alert.kind, alert.severity).inc()
