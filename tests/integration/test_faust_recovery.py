@@ -11,7 +11,7 @@ import pytest
 
 from processors.faust_fixes import corrected_highwater, fetch_highwaters
 from tests.faults.conftest import numbered_articles
-from tests.integration.conftest import read_topic
+from tests.integration.conftest import read_topic, read_visit_reports
 
 
 def test_fetch_high_watermark_corrects_tansu_listed_end(broker, prefix) -> None:
@@ -56,7 +56,7 @@ def test_novelty_table_recovers_after_a_worker_restart(pipeline, store) -> None:
     p.send_raw([a.to_bytes() for a in articles])
     assert len(read_topic(p.bootstrap, p.topics.enriched, expect=60, timeout=90)) >= 60, p.logs()
     time.sleep(2.0)  # let the novelty agent finish and commit (changelog written)
-    n_visits = len(read_topic(p.bootstrap, p.topics.visits, idle=2.0))
+    n_visits = len(read_visit_reports(p.bootstrap, p.topics.visits))
     assert n_visits >= 60
     before = visit_alerts(p)
     worker = p.child("worker")
@@ -72,7 +72,8 @@ def test_novelty_table_recovers_after_a_worker_restart(pipeline, store) -> None:
     # a visit_update with 2 corroborations; a table that lost state would call them new visits again
     second = numbered_articles(60, tag=f"q{store[0]}", distinct_visits=True)
     p.send_raw([a.to_bytes() for a in second])
-    assert len(read_topic(p.bootstrap, p.topics.visits, expect=2 * n_visits, timeout=120)) >= 2 * n_visits, p.logs()
+    assert len(read_visit_reports(p.bootstrap, p.topics.visits, expect=2 * n_visits, timeout=120)) >= 2 * n_visits, \
+        p.logs()
     time.sleep(3.0)
     second_ids = {a.id for a in second}
     after = [a for a in visit_alerts(p) if second_ids & set(a["article_ids"])]
