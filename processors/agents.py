@@ -312,11 +312,10 @@ def wire_stories(pipe: Pipeline, metrics: Metrics) -> None:
             log.error("story clustering failed for %s", item.article_id, exc_info=e)
             failed.append(("stories", f"{type(e).__name__}: {e}", event, item))
 
-        send = producer_send(app)
         try:
             folded = fold_batch(index, tagged, time.time(), on_error)
         finally:  # whatever reached the table goes to its changelog (before the alerts that depend on it)
-            await table.send_pending(send, partition)
+            await table.send_pending(aiokafka_producer(app), partition)
         n = folded.n
         alerts = []
         for k in folded.keys:
@@ -330,6 +329,7 @@ def wire_stories(pipe: Pipeline, metrics: Metrics) -> None:
         for stage, reason, event, bad in failed:
             payload = bad.model_dump_json().encode("utf-8") if bad is not None else None
             await _to_deadletter(pipe, metrics, stage, reason, event, payload)
+        send = producer_send(app)
         for alert in alerts:
             await send(alerts_topic, alert.to_bytes(), key=alert.id.encode("utf-8"))
             metrics.alerts.labels(alert.kind, alert.severity).inc()

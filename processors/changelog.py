@@ -11,14 +11,17 @@ from faust.types import TP
 _DELETED = None  # a changelog record without a value deletes its key (what Faust's on_key_del sends)
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def encode_key(key: str) -> bytes:
     """A table key as the app's ``json`` key serializer writes it to the changelog (recovery reads it back)."""
-    return json.dumps(key, ensure_ascii=False).encode("utf-8")
+    return _ENCODER.encode(key).encode("utf-8")
 
 
 def encode_value(value: Any) -> bytes:
     """A plain-JSON table value as its changelog record (decoded by the ``json`` value serializer on recovery)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(value).encode("utf-8")
 
 
 class QueuedTable(MutableMapping[str, Any]):
@@ -68,22 +71,28 @@ class QueuedTable(MutableMapping[str, Any]):
         del self.store[key]
         self.pending.append((encode_key(key), _DELETED))
 
-    async def send_pending(self, send: Any, partition: int) -> int:
-        """Send the queued records to the changelog's ``partition`` with ``send`` (an aiokafka producer's); returns
-        how many. The store's persisted offset follows the last one's acknowledgement, as Faust's own sends do."""
+    async def send_pending(self, producer: Any, partition: int) -> int:
+        """Send the queued records to the changelog's ``partition`` through ``producer`` (the aiokafka producer), in
+        record batches of the producer's batch size (one ``send_batch`` per batch, not one ``send`` per record);
+        returns how many. The store's persisted offset follows the last batch's acknowledgement, as it follows each
+        record with Faust's own sends. Raises what ``send_batch`` raises."""
         records, self.pending = self.pending, []
         if not records:
             return 0
         topic = self.table.changelog_topic.get_topic_name()
-        fut = None
+        batch = producer.create_batch()
         for key, value in records:
-            fut = await send(topic, value, key=key, partition=partition)
-        assert fut is not None
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it, start the next
+                await producer.send_batch(batch, topic, partition=partition)
+                batch = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)  # a new batch takes its first record, any size
+        last = batch.record_count() - 1
+        fut = await producer.send_batch(batch, topic, partition=partition)
         store, tp = self.store, TP(topic, partition)
 
         def persisted(done: Any) -> None:
             if not done.cancelled() and done.exception() is None:
-                store.set_persisted_offset(tp, done.result().offset)
+                store.set_persisted_offset(tp, done.result().offset + last)  # the batch's base offset + its last
 
         fut.add_done_callback(persisted)
         return len(records)
