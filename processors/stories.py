@@ -512,8 +512,9 @@ class StoryIndex:
 
         The shapes related to a shape (``_Near``) are found once: a later copy of a known shape (same bucket,
         words, visit keys, entities) reads its neighbour list instead of counting again, and a new shape joins
-        the lists of its neighbours. The relation is symmetric and exact, so the lists equal a new count; near a
-        bucket where the ``MAX_CANDIDATES`` cap cut a count (not exact) every item counts again.
+        the lists of its neighbours (also where its own list is not read). The relation is symmetric and exact, so
+        the lists equal a new count; a count the ``MAX_CANDIDATES`` cap cut is not exact and joins no list, so every
+        item within a bucket of it counts again.
         """
         words = frozenset(item.words)
         if not words:
@@ -538,11 +539,10 @@ class StoryIndex:
             collect(near, t, out)
         if not exact:
             self.capped.add(b)
-        elif listed:
-            if shape is None:
-                self._fresh = (key, list(related.values()))  # _add gives them to the new shape
-            else:
-                shape.near = [near for s, near in related.items() if s is not shape]
+        elif shape is None:  # kept even when unused here: its neighbours' lists must gain it (see _add)
+            self._fresh = (key, list(related.values()))
+        else:
+            shape.near = [near for s, near in related.items() if s is not shape]
         return out
 
     def _related(self, words: frozenset[int], b: int, visits: frozenset[str],
