@@ -8,9 +8,11 @@ from collections import Counter
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from processors.changelog import QueuedTable
 from processors.enrich import enrich_article
 from processors.novelty import KeyState, observe_or_resend, roll_up
 from processors.stories import StoryIndex, StoryItem, StoryItems, fold_batch, indexed, story_item
+from processors.visit_packs import KeyPartitions, pack_visits, visits_of
 from sinks.metrics import Metrics
 from trucewatch.errors import DecodeError
 from trucewatch.schema import Alert, Article, EnrichedArticle, Visit, dead_letter, decode, utcnow
@@ -36,7 +38,7 @@ async def _to_deadletter(pipe: Pipeline, metrics: Metrics, stage: str, reason: s
 
 ENRICH_BATCH = 200  # raw articles the enrich agent takes at a time (each acked once its outputs are queued)
 ENRICH_BATCH_SECONDS = 0.05  # the longest an article waits for its batch to fill
-NOVELTY_BATCH = 4000  # visit reports the novelty agent folds at a time (one table write and alert per key)
+NOVELTY_BATCH = 100  # visits messages (packs of a batch's reports, processors/visit_packs.py) folded at a time
 NOVELTY_BATCH_SECONDS = 1.0  # the longest a report waits: a key reported several times within it gets one alert
 
 
@@ -47,11 +49,19 @@ def producer_send(app: Any) -> Any:
     worker flushes this same producer before every offset commit (``Consumer.commit`` -> ``producer.flush``), so
     outputs sent here are acknowledged by the broker before the inputs that produced them are committed.
     """
-    return app.producer._ensure_producer().send
+    return aiokafka_producer(app).send
+
+
+def aiokafka_producer(app: Any) -> Any:
+    """The aiokafka producer behind ``app``'s Faust producer."""
+    return app.producer._ensure_producer()
 
 
 def wire(pipe: Pipeline, metrics: Metrics) -> None:
     """Register the enrich and novelty agents on ``pipe.app`` (enrich also feeds the story stage's topic).
+
+    Enrich sends each batch's visit reports packed per partition of the visits topic (processors/visit_packs.py),
+    so novelty takes one event per pack; a report that fails in novelty is dead-lettered alone.
 
     Both take their input in batches (``noack_take``) and ack each event only once its outputs are queued on the
     producer (which the worker flushes before committing), so a crash or a failed batch never commits an input
@@ -75,9 +85,13 @@ def wire(pipe: Pipeline, metrics: Metrics) -> None:
     async def to_deadletter(stage: str, reason: str, event: Any) -> None:
         await _to_deadletter(pipe, metrics, stage, reason, event)
 
-    async def enrich_one(send: Any, event: Any, counts: Counter[tuple[str, str]]) -> bytes | None:
-        """Enrich one raw event and queue its outputs; returns its story item (JSON) for the batch's story message.
-        Its metric increments are added to ``counts`` (the batch applies them once per label value)."""
+    partition_of = KeyPartitions(lambda key: app.producer.key_partition(visits_topic, key).partition)
+
+    async def enrich_one(send: Any, event: Any, counts: Counter[tuple[str, str]],
+                         visits: dict[int, list[bytes]]) -> bytes | None:
+        """Enrich one raw event and queue its enriched article; its visit reports go to ``visits`` (partition ->
+        JSONs) for the batch's packs. Returns its story item (JSON) for the batch's story message. Its metric
+        increments are added to ``counts`` (the batch applies them once per label value)."""
         t0 = time.perf_counter()
         try:
             article = decode(Article, event.value)
@@ -95,13 +109,14 @@ def wire(pipe: Pipeline, metrics: Metrics) -> None:
             log.exception("story features failed for %s", event.key)
             story = None
         try:
+            reports = [(partition_of(visit.key), visit.to_bytes()) for visit in enriched.visits]
             await send(enriched_topic, enriched.to_bytes(), key=article.id.encode("utf-8"))
-            for visit in enriched.visits:
-                await send(visits_topic, visit.to_bytes(), key=visit.key.encode("utf-8"))
         except Exception as e:  # noqa: BLE001 - e.g. a message over the broker's size limit: this event only
             log.exception("sending the outputs of %s failed", event.key)
             await to_deadletter("enrich-send", f"{type(e).__name__}: {e}", event)
             return None
+        for partition, report in reports:
+            visits.setdefault(partition, []).append(report)
         counts["source", article.source] += 1
         for name in enriched.labels.true_labels():
             counts["label", name] += 1
@@ -123,9 +138,14 @@ def wire(pipe: Pipeline, metrics: Metrics) -> None:
     async def enrich(stream: Any) -> None:
         async for events in stream.noack_take(ENRICH_BATCH, within=ENRICH_BATCH_SECONDS):
             send = producer_send(app)
+            await aiokafka_producer(app).partitions_for(visits_topic)  # the topic's metadata, for partition_of
             counts: Counter[tuple[str, str]] = Counter()
-            items = [item for event in events if (item := await enrich_one(send, event, counts)) is not None]
+            visits: dict[int, list[bytes]] = {}
+            items = [item for event in events if (item := await enrich_one(send, event, counts, visits)) is not None]
             count(counts)
+            for partition, reports in visits.items():  # the same partition each report's key would be sent to
+                for message in pack_visits(reports):
+                    await send(visits_topic, message, partition=partition)
             for message in story_messages(items):
                 await send(stories_topic, message, key=STORY_SHARD)
             for event in events:  # every output of the batch is queued: the next commit (after a flush) may pass it
@@ -148,9 +168,14 @@ def wire(pipe: Pipeline, metrics: Metrics) -> None:
         alerts: dict[str, list[Alert]] = {}
         alerts_raised: Counter[tuple[str, str]] = Counter()
         n = 0
+        reports: list[tuple[Any, Visit]] = []
         for event in events:
             try:
-                visit = decode(Visit, event.value)
+                reports.extend((event, visit) for visit in visits_of(event.value))
+            except DecodeError as e:
+                await to_deadletter("novelty-decode", str(e), event)
+        for event, visit in reports:
+            try:
                 if visit.key in states:
                     state = states[visit.key]
                 else:
@@ -159,12 +184,9 @@ def wire(pipe: Pipeline, metrics: Metrics) -> None:
                     raw_state = table.get(visit.key)
                     state = KeyState.from_dict(raw_state) if raw_state else None
                 state, alert, counted = observe_or_resend(state, visit, window)
-            except DecodeError as e:
-                await to_deadletter("novelty-decode", str(e), event)
-                continue
-            except Exception as e:  # noqa: BLE001 - see enrich
-                log.exception("novelty failed for %s", event.key)
-                await to_deadletter("novelty", f"{type(e).__name__}: {e}", event)
+            except Exception as e:  # noqa: BLE001 - see enrich; the one report goes to the dead-letter topic
+                log.exception("novelty failed for %s of %s", visit.key, visit.article_id)
+                await _to_deadletter(pipe, metrics, "novelty", f"{type(e).__name__}: {e}", event, visit.to_bytes())
                 continue
             n += 1
             states[visit.key] = state
@@ -187,8 +209,8 @@ def wire(pipe: Pipeline, metrics: Metrics) -> None:
             _current_event.set(weakref.ref(event))  # the changelog write goes to this event's partition
             table[key] = state.to_dict()
         send = producer_send(app)
-        for reports in alerts.values():
-            alert = roll_up(reports)
+        for raised in alerts.values():
+            alert = roll_up(raised)
             await send(alerts_topic, alert.to_bytes(), key=alert.id.encode("utf-8"))
         if n:
             per_report = (time.perf_counter() - t0) / n
@@ -256,7 +278,7 @@ def wire_stories(pipe: Pipeline, metrics: Metrics) -> None:
     from faust.streams import _current_event
 
     app = pipe.app
-    table = pipe.stories_table
+    table = QueuedTable(pipe.stories_table)  # a batch's changelog records go to the producer in one pass
     topic = pipe.stories
     alerts_topic = pipe.topics.alerts
     hint = {"pending": True}  # send ticks until the agent has seen the table (also after a restart)
@@ -275,6 +297,7 @@ def wire_stories(pipe: Pipeline, metrics: Metrics) -> None:
             index = held["index"] = StoryIndex(table)
             log.info("story index loaded: %d members", len(index.cluster_of))
         _current_event.set(weakref.ref(events[-1]))  # table writes of the batch belong to its last event
+        partition = events[-1].message.partition
         failed: list[tuple[str, str, Any, StoryItem | None]] = []  # stage, reason, event, the item that failed
         tagged: list[tuple[Any, StoryItem]] = []
         for event in events:
@@ -289,7 +312,10 @@ def wire_stories(pipe: Pipeline, metrics: Metrics) -> None:
             log.error("story clustering failed for %s", item.article_id, exc_info=e)
             failed.append(("stories", f"{type(e).__name__}: {e}", event, item))
 
-        folded = fold_batch(index, tagged, time.time(), on_error)
+        try:
+            folded = fold_batch(index, tagged, time.time(), on_error)
+        finally:  # whatever reached the table goes to its changelog (before the alerts that depend on it)
+            await table.send_pending(aiokafka_producer(app), partition)
         n = folded.n
         alerts = []
         for k in folded.keys:

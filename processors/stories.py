@@ -27,7 +27,9 @@ postings of its words in the 3 buckets around it, counts shared words per shape,
 ceil(``ENTITY_MIN`` × |words|) − 1 of its most common words (an exact bound: any pair meeting
 ``ENTITY_MIN`` shares that many words) and verifies at most ``MAX_CANDIDATES`` shapes; a shared visit
 key brings its shapes in whatever the overlap. The work per article depends on the postings of its own
-words in ±2 weeks, not on the number of clusters.
+words in ±2 weeks, not on the number of clusters. The shapes related to a shape are counted once and kept
+(``_Near`` lists, symmetric): a copy of a text already in its bucket (wire copies, a replayed archive) reads
+its shape's list instead of counting again.
 
 **Clusters** are the connected components of that relation (single link). ``assign`` folds one item
 into a mutable mapping (the stories Faust table, or a dict) holding plain JSON values: members
@@ -368,12 +370,34 @@ class _Shape:
     """The members of one event-time bucket with one signature (words, visit keys, entities): copies of a
     text in a bucket are compared once."""
 
-    __slots__ = ("words", "n", "visits", "ents", "bucket", "members")
+    __slots__ = ("words", "n", "visits", "ents", "bucket", "members", "near")
 
     def __init__(self, words: frozenset[int], visits: frozenset[str], ents: frozenset[str], bucket: int) -> None:
         self.words, self.visits, self.ents, self.bucket = words, visits, ents, bucket
         self.n = len(words)
         self.members: dict[str, float] = {}  # article id -> event time (epoch seconds)
+        self.near: list[_Near] | None = None  # the shapes it is related to (StoryIndex.touched), once known
+
+
+class _Near(NamedTuple):
+    """A shape related to another at event-time distance 0 (the loosest case), with the figures ``decide`` needs
+    at any distance. The relation is symmetric: the same figures hold from either side."""
+
+    shape: _Shape
+    j: float
+    shared_visit: bool
+    shared_ents: int
+    always: bool  # related at the widest distance of the window too: every member within the window counts
+
+
+def _relate(shape: _Shape, j: float, visits: frozenset[str], ents: frozenset[str]) -> _Near | None:
+    """``shape`` as a neighbour of an item with ``visits`` and ``ents`` sharing words at Jaccard ``j``, or None
+    when they are not the same story even at distance 0."""
+    shared_visit = bool(visits & shape.visits)
+    shared_ents = len(ents & shape.ents) if j >= ENTITY_MIN else 0
+    if decide(j, 0.0, shared_visit, shared_ents) is None:
+        return None
+    return _Near(shape, j, shared_visit, shared_ents, decide(j, WINDOW.days, shared_visit, shared_ents) is not None)
 
 
 class StoryIndex:
@@ -400,6 +424,8 @@ class StoryIndex:
         self.links: dict[str, Link] = {}  # article id -> its alert fields
         self.days: dict[int, set[str]] = {}  # event day number -> article ids
         self.newest: float | None = None
+        self.capped: set[int] = set()  # buckets where a shape's candidates were capped: no neighbour lists near them
+        self._fresh: tuple[tuple[int, frozenset[int], frozenset[str], frozenset[str]], list[_Near]] | None = None
         for k, v in list(self.state.items()):
             if isinstance(k, str) and k.startswith("m:") and isinstance(v, dict):
                 t, words, visits, ents = _row_sig(v)
@@ -412,8 +438,14 @@ class StoryIndex:
         b = int(t // _WINDOW_S)
         key = (b, words, visits, ents)
         shape = self.shapes.get(key)
+        fresh, self._fresh = self._fresh, None
         if shape is None:
             shape = self.shapes[key] = _Shape(words, visits, ents, b)
+            if fresh is not None and fresh[0] == key:  # its neighbours, found by touched(): each gains it too
+                shape.near = fresh[1]
+                for near in fresh[1]:
+                    if near.shape.near is not None:
+                        near.shape.near.append(near._replace(shape=shape))
             for vk in visits:
                 self.visit_postings.setdefault(vk, set()).add(shape)
             post = self.postings.get(b)
@@ -450,6 +482,9 @@ class StoryIndex:
             return
         b = shape.bucket
         del self.shapes[(b, shape.words, shape.visits, shape.ents)]
+        for near in shape.near or ():
+            if near.shape.near is not None:
+                near.shape.near = [x for x in near.shape.near if x.shape is not shape]
         post = self.postings.get(b, {})
         for w in shape.words:
             s = post.get(w)
@@ -474,13 +509,47 @@ class StoryIndex:
         are not read, which cannot lose a pair that meets ``ENTITY_MIN`` (it shares at least that many
         words); the visit rule's candidates come from the visit-key postings. At most ``MAX_CANDIDATES``
         shapes (the highest counts) are verified per article.
+
+        The shapes related to a shape (``_Near``) are found once: a later copy of a known shape (same bucket,
+        words, visit keys, entities) reads its neighbour list instead of counting again, and a new shape joins
+        the lists of its neighbours (also where its own list is not read). The relation is symmetric and exact, so
+        the lists equal a new count; a count the ``MAX_CANDIDATES`` cap cut is not exact and joins no list, so every
+        item within a bucket of it counts again.
         """
         words = frozenset(item.words)
-        n = len(words)
-        if n == 0:
+        if not words:
             return set()
         t = item.t.timestamp()
         b = int(t // _WINDOW_S)
+        visits, ents = frozenset(item.visit_keys), frozenset(item.entities)
+        key = (b, words, visits, ents)
+        shape = self.shapes.get(key)
+        listed = not self.capped or self.capped.isdisjoint((b - 1, b, b + 1))
+        out: set[str] = set()
+        collect = self._collect
+        if shape is not None and shape.near is not None and listed:
+            itself = _relate(shape, 1.0, visits, ents)
+            if itself is not None:
+                collect(itself, t, out)
+            for near in shape.near:
+                collect(near, t, out)
+            return out
+        related, exact = self._related(words, b, visits, ents)
+        for near in related.values():
+            collect(near, t, out)
+        if not exact:
+            self.capped.add(b)
+        elif shape is None:  # kept even when unused here: its neighbours' lists must gain it (see _add)
+            self._fresh = (key, list(related.values()))
+        else:
+            shape.near = [near for s, near in related.items() if s is not shape]
+        return out
+
+    def _related(self, words: frozenset[int], b: int, visits: frozenset[str],
+                 ents: frozenset[str]) -> tuple[dict[_Shape, _Near], bool]:
+        """The shapes related to an item (``words`` in bucket ``b``) by counting shared words over the postings
+        (see ``touched``), and whether that is all of them (False when the ``MAX_CANDIDATES`` cap applied)."""
+        n = len(words)
         gets = [p.get for p in (self.postings.get(b - 1), self.postings.get(b), self.postings.get(b + 1)) if p]
         lists = [s for get in gets for s in map(get, words) if s]
         need = max(1, math.ceil(ENTITY_MIN * n - 1e-9))  # shared words any text/entity match must have
@@ -491,50 +560,47 @@ class StoryIndex:
                 skipped += 1
         counts: Counter[_Shape] = Counter(chain.from_iterable(lists[skipped:] if skipped else lists))
         floor = need - skipped  # fewer counted shared words than this: below ENTITY_MIN, only the visit rule
-        visits, ents = frozenset(item.visit_keys), frozenset(item.entities)
-        out: set[str] = set()
-        verify = self._verify
+        related: dict[_Shape, _Near] = {}
+        exact = True
         if not skipped and len(counts) <= MAX_CANDIDATES:  # the common case: every count is exact, no cap applies
             for shape, c in counts.items():
                 if c >= floor:
                     j = c / (n + shape.n - c)
-                    if j >= ENTITY_MIN:
-                        verify(shape, j, t, visits, ents, out)
+                    if j >= ENTITY_MIN and (near := _relate(shape, j, visits, ents)) is not None:
+                        related[shape] = near
         else:
             cands = [(s, c) for s, c in counts.items() if c >= floor]
             if len(cands) > MAX_CANDIDATES:
                 cands = heapq.nlargest(MAX_CANDIDATES, cands, key=lambda kv: kv[1])
+                exact = False
             for shape, c in cands:
                 if skipped:
                     c = len(words & shape.words)
                 j = c / (n + shape.n - c)
-                if j >= ENTITY_MIN:
-                    verify(shape, j, t, visits, ents, out)
+                if j >= ENTITY_MIN and (near := _relate(shape, j, visits, ents)) is not None:
+                    related[shape] = near
         for vk in visits:  # the visit rule (Jaccard >= VISIT_MIN) holds below ENTITY_MIN too
             for shape in self.visit_postings.get(vk, ()):
-                if abs(shape.bucket - b) <= 1:
+                if abs(shape.bucket - b) <= 1 and shape not in related:
                     c = len(words & shape.words)
-                    j = c / (n + len(shape.words) - c)
-                    if VISIT_MIN <= j:
-                        self._verify(shape, j, t, visits, ents, out)
-        return out
+                    j = c / (n + shape.n - c)
+                    if VISIT_MIN <= j and (near := _relate(shape, j, visits, ents)) is not None:
+                        related[shape] = near
+        return related, exact
 
-    def _verify(self, shape: _Shape, j: float, t: float, visits: frozenset[str], ents: frozenset[str],
-                out: set[str]) -> None:
-        shared_visit = bool(visits & shape.visits)
-        shared_ents = len(ents & shape.ents) if j >= ENTITY_MIN else 0
-        if decide(j, 0.0, shared_visit, shared_ents) is None:
-            return  # Δ = 0 is the loosest case
-        always = decide(j, WINDOW.days, shared_visit, shared_ents) is not None
+    def _collect(self, near: _Near, t: float, out: set[str]) -> None:
+        """Add to ``out`` the clusters of the members of ``near.shape`` within the window of event time ``t`` that
+        are the same story at their distance."""
         cluster_of = self.cluster_of
-        for aid, mt in shape.members.items():
+        always = near.always
+        for aid, mt in near.shape.members.items():
             key = cluster_of[aid]
             if key in out:
                 continue
             dt = abs(t - mt)
             if dt > _WINDOW_S:
                 continue
-            if always or decide(j, dt / _DAY_S, shared_visit, shared_ents) is not None:
+            if always or decide(near.j, dt / _DAY_S, near.shared_visit, near.shared_ents) is not None:
                 out.add(key)
 
     # -- the durable index

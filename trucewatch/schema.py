@@ -149,6 +149,13 @@ class Visit(Message):
     notify: bool = True
 
 
+class VisitReports(Message):
+    """Several visit reports of one ``visits`` partition in one message (the enrich agent sends one per batch and
+    partition; a single Visit message is read as one report)."""
+
+    visits: list[Visit]
+
+
 class EnrichedArticle(Article):
     """An article plus its labels and visits, as published to ``articles.enriched``."""
 

@@ -13,7 +13,13 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Pipeline, pipeline, read_topic, wait_for  # noqa: F401 - fixtures re-exported
+from tests.integration.conftest import (  # noqa: F401 - fixtures re-exported
+    Pipeline,
+    pipeline,
+    read_topic,
+    read_visit_reports,
+    wait_for,
+)
 from trucewatch.schema import Article
 from trucewatch.supervisor import Child, child_env
 

@@ -3,11 +3,13 @@ the stream workers go on, and every labelled article still reaches a stored stor
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 
 from sinks.merge import article_ids_of
-from tests.faults.conftest import PacedPublisher, Tally, numbered_articles, sigkill
+from tests.faults.conftest import PacedPublisher, Tally, numbered_articles, read_topic, sigkill
+from trucewatch.topics import story_group
 
 N = 400
 RATE = 100.0  # articles/s: the kill and the restart happen while the stream flows
@@ -49,3 +51,11 @@ def test_stories_process_sigkill_loses_no_story_member(pipeline, tail_factory) -
              seconds=round(time.monotonic() - t0, 1)).show()
     assert got == ids, f"{len(ids - got)} articles in no story alert: {sorted(ids - got)[:20]}\n{p.logs()}"
     assert stories.alive() and p.child("worker").alive()
+    # the table as its changelog rebuilds it: every article a member of the one story, counted once; a restart
+    # that lost the table would have started a second cluster for the articles after it
+    state: dict[str, object] = {}
+    for r in read_topic(p.bootstrap, f"{story_group(p.settings)}-stories-changelog", idle=2.0):
+        state[json.loads(r.key)] = None if r.value is None else json.loads(r.value)
+    members = {k[2:]: v for k, v in state.items() if k.startswith("m:") and isinstance(v, dict)}
+    assert set(members) == ids and state["count"] == N
+    assert len({row["cluster"] for row in members.values()}) == 1

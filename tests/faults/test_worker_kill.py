@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from processors.visit_packs import visits_of
 from sinks.merge import article_ids_of
 from tests.faults.conftest import (
     PacedPublisher,
@@ -18,6 +19,7 @@ from tests.faults.conftest import (
     group_positions,
     numbered_articles,
     read_topic,
+    read_visit_reports,
     sigkill,
     stack_dumps,
 )
@@ -36,8 +38,8 @@ def diagnose(p: Any, stage: str, missing: set[str], topics: list[str], observe: 
     offsets: dict[int, list[int]] = {}
     for r in read_topic(p.bootstrap, topics[0], idle=2.0):
         key = (r.key or b"").decode()
-        aid = key if stage == "enrich" else json.loads(r.value).get("article_id", key)
-        if aid in missing:
+        aids = [key] if stage == "enrich" else [v.article_id for v in visits_of(r.value)]  # a pack of reports
+        for aid in set(aids) & missing:
             where[r.partition] += 1
             offsets.setdefault(r.partition, []).append(r.offset)
     print(f"DIAG {stage}: {len(missing)} missing; by partition of {topics[0]}: {dict(where)}; offset ranges: "
@@ -122,7 +124,7 @@ def test_worker_sigkill_loses_nothing(pipeline, tail_factory, tmp_path, rep) -> 
                         Counter(got), alerts=len(p.alerts()), seconds=round(time.monotonic() - t1, 1)).show()
     if at_store.never:  # where did they stop? (visits topic -> novelty -> alerts topic -> sinks -> store)
         missing = set(at_store.never)
-        on_visits = {json.loads(r.value)["article_id"] for r in read_topic(p.bootstrap, p.topics.visits, idle=2.0)}
+        on_visits = {v.article_id for v in read_visit_reports(p.bootstrap, p.topics.visits)}
         on_alerts = set()
         for r in read_topic(p.bootstrap, p.topics.alerts, idle=2.0):
             on_alerts |= set(json.loads(r.value).get("article_ids") or [])

@@ -46,6 +46,20 @@ def read_topic(bootstrap: str, topic: str, *, expect: int | None = None, timeout
         consumer.close()
 
 
+def read_visit_reports(bootstrap: str, topic: str, *, expect: int | None = None, timeout: float = 60.0,
+                       idle: float = 2.0) -> list[Any]:
+    """Every visit report on the visits topic (its packs of reports expanded, processors/visit_packs.py), read
+    until ``expect`` reports arrived or, without ``expect``, until it is idle for ``idle`` seconds."""
+    from processors.visit_packs import visits_of
+
+    deadline = time.monotonic() + timeout
+    while True:
+        reports = [v for r in read_topic(bootstrap, topic, idle=idle, timeout=timeout) for v in visits_of(r.value)]
+        if expect is None or len(reports) >= expect or time.monotonic() > deadline:
+            return reports
+        time.sleep(1.0)
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 90.0, interval: float = 0.5) -> Any:
     """Poll ``predicate`` until it returns something truthy; fail the test on timeout."""
     deadline = time.monotonic() + timeout

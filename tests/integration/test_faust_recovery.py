@@ -11,7 +11,7 @@ import pytest
 
 from processors.faust_fixes import corrected_highwater, fetch_highwaters
 from tests.faults.conftest import numbered_articles
-from tests.integration.conftest import read_topic
+from tests.integration.conftest import read_topic, read_visit_reports
 
 
 def test_fetch_high_watermark_corrects_tansu_listed_end(broker, prefix) -> None:
@@ -56,7 +56,7 @@ def test_novelty_table_recovers_after_a_worker_restart(pipeline, store) -> None:
     p.send_raw([a.to_bytes() for a in articles])
     assert len(read_topic(p.bootstrap, p.topics.enriched, expect=60, timeout=90)) >= 60, p.logs()
     time.sleep(2.0)  # let the novelty agent finish and commit (changelog written)
-    n_visits = len(read_topic(p.bootstrap, p.topics.visits, idle=2.0))
+    n_visits = len(read_visit_reports(p.bootstrap, p.topics.visits))
     assert n_visits >= 60
     before = visit_alerts(p)
     worker = p.child("worker")
@@ -72,7 +72,8 @@ def test_novelty_table_recovers_after_a_worker_restart(pipeline, store) -> None:
     # a visit_update with 2 corroborations; a table that lost state would call them new visits again
     second = numbered_articles(60, tag=f"q{store[0]}", distinct_visits=True)
     p.send_raw([a.to_bytes() for a in second])
-    assert len(read_topic(p.bootstrap, p.topics.visits, expect=2 * n_visits, timeout=120)) >= 2 * n_visits, p.logs()
+    assert len(read_visit_reports(p.bootstrap, p.topics.visits, expect=2 * n_visits, timeout=120)) >= 2 * n_visits, \
+        p.logs()
     time.sleep(3.0)
     second_ids = {a.id for a in second}
     after = [a for a in visit_alerts(p) if second_ids & set(a["article_ids"])]
@@ -85,3 +86,33 @@ def test_novelty_table_recovers_after_a_worker_restart(pipeline, store) -> None:
     # each second report is an update of a remembered visit (a redelivered one may be sent twice)
     assert set(kinds) == {"visit_update"}, p.logs()
     assert {i for a in after for i in a["article_ids"]} == second_ids
+
+
+def test_stories_table_recovers_after_a_restart(pipeline) -> None:
+    """The story stage's table comes back from its changelog (written in record batches by QueuedTable): after a
+    restart past its committed offsets, the index holds the earlier members and later reports join their story."""
+    import re
+
+    p = pipeline()
+    stories = p.child("stories")
+    first = numbered_articles(40, tag="sr")  # one story: ceasefire reports of one visit, a day apart
+    p.send_raw([a.to_bytes() for a in first])
+    assert len(read_topic(p.bootstrap, p.topics.enriched, expect=40, timeout=90)) >= 40, p.logs()
+    time.sleep(4.0)  # the story stage folds them and commits past them (commit interval + batch window)
+    stories.stop()
+    stories.start()
+    second = numbered_articles(80, tag="sr")[40:]  # the same story goes on
+    p.send_raw([a.to_bytes() for a in second])
+    ids = {a.id for a in first + second}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        covered = {i for a in p.alerts(kind="story") for i in a.article_ids}
+        if ids <= covered:
+            break
+        time.sleep(1.0)
+    loaded = [int(n) for n in re.findall(r"story index loaded: (\d+) members",
+                                         stories.log_path.read_text("utf-8", "replace"))]
+    print(f"story index loads: {loaded}")
+    assert len(loaded) >= 2 and loaded[-1] >= 40, (loaded, p.logs())  # the members came back from the changelog
+    keys = {a.key for a in p.alerts(kind="story") if ids & set(a.article_ids)}
+    assert len(keys) == 1 and ids <= {i for a in p.alerts(kind="story") for i in a.article_ids}, (keys, p.logs())

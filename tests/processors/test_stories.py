@@ -16,6 +16,7 @@ from processors.stories import (
     MAX_DELAY_SECONDS,
     RETENTION,
     UPDATE_EVERY_ITEMS,
+    WINDOW,
     StoryIndex,
     StoryItem,
     WriteBack,
@@ -373,3 +374,62 @@ def test_updates_waiting_in_an_older_workers_format_are_still_sent() -> None:
     assert updates_due(state, {}, 10, now=5.5, idle=False) == []
     assert updates_due(state, {}, 10, now=5.5 + MAX_DELAY_SECONDS, idle=False) == ["k"]
     assert state["updates"] == {}
+
+
+@pytest.mark.parametrize("capped_middle", [False, True])
+def test_neighbour_lists_equal_a_fresh_count_after_copies_and_evictions(dev_items: dict,
+                                                                        capped_middle: bool) -> None:
+    items = sorted(_copies(dev_items, 1200, 90, seed=11), key=lambda i: (i.t, i.article_id))
+    index = StoryIndex({})
+    if capped_middle:  # lists near that bucket go unread, but the shapes there still join their neighbours' lists
+        index.capped.add(int(items[len(items) // 2].t.timestamp() // WINDOW.total_seconds()))
+    checked = 0
+    for i, it in enumerate(items, 1):
+        index.evict(it.t, max_members=150)  # small: shapes leave the index while their neighbours stay
+        index.assign(it)
+        if i % 200 == 0 or i == len(items):
+            checked += _check_neighbour_lists(index)
+    assert checked and len(index.cluster_of) < len(items)  # lists were checked, and some members were evicted
+
+
+def _check_neighbour_lists(index: StoryIndex) -> int:
+    """Every kept neighbour list equals a fresh count of its shape; returns how many lists (of shapes with copies)."""
+    alive = {id(s) for s in index.shapes.values()}
+    listed = [s for s in index.shapes.values() if s.near is not None]
+    for shape in listed:
+        fresh, exact = index._related(shape.words, shape.bucket, shape.visits, shape.ents)
+        assert exact
+        want = {id(s): near[1:] for s, near in fresh.items() if s is not shape}
+        got = {id(near.shape): near[1:] for near in shape.near or () if id(near.shape) in alive}
+        assert got == want
+    return sum(1 for s in listed if len(s.members) > 1)  # copies read their shape's list: not vacuous
+
+
+class _Everywhere(set[int | None]):
+    """A ``StoryIndex.capped`` that covers every bucket: the index counts for every item (no neighbour lists)."""
+
+    def isdisjoint(self, other: Any) -> bool:
+        return False
+
+
+def _fold_all(items: list[StoryItem], *, lists: bool) -> tuple[dict[str, Any], set[int | None]]:
+    state: dict[str, Any] = {}
+    index = StoryIndex(state)
+    if not lists:
+        index.capped = _Everywhere({None})
+    for it in items:
+        index.evict(it.t, max_members=150)
+        index.assign(it)
+    return state, index.capped
+
+
+@pytest.mark.parametrize("cap", [2_000, 1, 3, 6, 12])
+def test_neighbour_lists_give_the_clusters_of_counting_every_item(dev_items: dict, cap: int,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import processors.stories as stories
+
+    monkeypatch.setattr(stories, "MAX_CANDIDATES", cap)  # 1: most counts are cut, lists go off around them
+    items = sorted(_copies(dev_items, 1200, 90, seed=13), key=lambda i: (i.t, i.article_id))
+    listed, capped = _fold_all(items, lists=True)
+    assert bool(capped) == (cap < 2_000)
+    assert listed == _fold_all(items, lists=False)[0]
