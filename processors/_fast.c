@@ -848,6 +848,66 @@ fail:
     return -1;
 }
 
+/* The junk markers by first character: ``any(m in s for m in markers)`` in one pass over ``s`` (instead of one
+ * substring search per marker), for up to 32 str markers; other marker tuples take the plain searches. */
+typedef struct {
+    uint32_t first[256]; /* bit q: marker q begins with a character of this low byte */
+    int ok, any_empty;
+} MarkerTab;
+
+static void marker_tab(MarkerTab *t, PyObject *markers) {
+    memset(t, 0, sizeof(*t));
+    Py_ssize_t nm = PyTuple_GET_SIZE(markers);
+    t->ok = nm <= 32;
+    for (Py_ssize_t q = 0; q < nm && t->ok; q++) {
+        PyObject *m = PyTuple_GET_ITEM(markers, q);
+        if (!PyUnicode_Check(m) || PyUnicode_READY(m) < 0) {
+            PyErr_Clear();
+            t->ok = 0;
+        } else if (PyUnicode_GET_LENGTH(m) == 0) {
+            t->any_empty = 1;
+        } else {
+            t->first[PyUnicode_READ_CHAR(m, 0) & 0xFF] |= (uint32_t)1 << q;
+        }
+    }
+}
+
+/* 1 when some marker occurs in ``s`` (a str), 0 if none, -1 on error */
+static int contains_any(PyObject *s, PyObject *markers, const MarkerTab *t) {
+    if (!t->ok) {
+        for (Py_ssize_t q = 0; q < PyTuple_GET_SIZE(markers); q++) {
+            int found = PyUnicode_Contains(s, PyTuple_GET_ITEM(markers, q));
+            if (found != 0)
+                return found;
+        }
+        return 0;
+    }
+    if (t->any_empty)
+        return 1;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    int kind = PyUnicode_KIND(s);
+    const void *data = PyUnicode_DATA(s);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint32_t mask = t->first[PyUnicode_READ(kind, data, i) & 0xFF];
+        while (mask) {
+            int q = __builtin_ctz(mask);
+            mask &= mask - 1;
+            PyObject *m = PyTuple_GET_ITEM(markers, q);
+            Py_ssize_t ml = PyUnicode_GET_LENGTH(m);
+            if (ml > n - i)
+                continue;
+            int mk = PyUnicode_KIND(m);
+            const void *md = PyUnicode_DATA(m);
+            Py_ssize_t k = 0;
+            while (k < ml && PyUnicode_READ(mk, md, k) == PyUnicode_READ(kind, data, i + k))
+                k++;
+            if (k == ml)
+                return 1;
+        }
+    }
+    return 0;
+}
+
 static void free_info(Ctx *cx) {
     for (Py_ssize_t i = 0; i < cx->ninfo; i++)
         PyMem_Free(cx->info[i].flags);
@@ -953,6 +1013,8 @@ static PyObject *fast_analyse_doc(PyObject *self, PyObject *args) {
         goto fail;
     }
     int in_junk = 0;
+    MarkerTab mtab;
+    marker_tab(&mtab, markers);
     for (Py_ssize_t i = 0; i < n; i++) {
         SentInfo *si = &cx.info[i];
         int junk = 0;
@@ -966,15 +1028,10 @@ static PyObject *fast_analyse_doc(PyObject *self, PyObject *args) {
                 Py_XDECREF(head);
                 if (joined == NULL)
                     goto fail;
-                int found = 0;
-                for (Py_ssize_t q = 0; q < PyTuple_GET_SIZE(markers) && !found; q++) {
-                    found = PyUnicode_Contains(joined, PyTuple_GET_ITEM(markers, q));
-                    if (found < 0) {
-                        Py_DECREF(joined);
-                        goto fail;
-                    }
-                }
+                int found = contains_any(joined, markers, &mtab);
                 Py_DECREF(joined);
+                if (found < 0)
+                    goto fail;
                 if (found) {
                     int has_end = PySequence_Contains(toks, end_word);
                     if (has_end < 0)
