@@ -440,10 +440,60 @@ fail:
 #define IN_FIRSTS 1
 #define IN_SECONDS 2
 
+/* index2 as two levels, stem -> {next stem -> its entries} (the same entry lists), so that a lookup needs no pair
+ * tuple (allocated, hashed, compared, freed); made once per index2 object (and again if its size changes: the
+ * index is built once per Knowledge). NULL when index2 has a key that is not a pair: the pair lookups are used. */
+static PyObject *i2_src = NULL, *i2_levels = NULL; /* strong */
+static Py_ssize_t i2_size = -1;
+
+/* the two-level form of index2 (borrowed, may be NULL); -1 on error */
+static int index2_levels(PyObject *index2, PyObject **out) {
+    if (index2 != i2_src || PyDict_GET_SIZE(index2) != i2_size) {
+        PyObject *lv = PyDict_New();
+        if (lv == NULL)
+            return -1;
+        Py_ssize_t pos = 0;
+        PyObject *key, *val;
+        while (lv != NULL && PyDict_Next(index2, &pos, &key, &val)) {
+            if (!PyTuple_CheckExact(key) || PyTuple_GET_SIZE(key) != 2) {
+                Py_CLEAR(lv); /* not all pairs: no levels */
+                break;
+            }
+            PyObject *a = PyTuple_GET_ITEM(key, 0), *b = PyTuple_GET_ITEM(key, 1);
+            PyObject *d = PyDict_GetItemWithError(lv, a);
+            if (d == NULL) {
+                if (PyErr_Occurred() || (d = PyDict_New()) == NULL) {
+                    Py_DECREF(lv);
+                    return -1;
+                }
+                int r = PyDict_SetItem(lv, a, d);
+                Py_DECREF(d);
+                if (r < 0) {
+                    Py_DECREF(lv);
+                    return -1;
+                }
+            }
+            if (PyDict_SetItem(d, b, val) < 0) {
+                Py_DECREF(lv);
+                return -1;
+            }
+        }
+        Py_INCREF(index2);
+        Py_XSETREF(i2_src, index2);
+        Py_XSETREF(i2_levels, lv);
+        i2_size = PyDict_GET_SIZE(index2);
+    }
+    *out = i2_levels;
+    return 0;
+}
+
 /* ``flags`` (optional): per stem, IN_FIRSTS / IN_SECONDS when it is in ``firsts`` / ``seconds`` (or there are no
  * seconds), as the word mirror knows them: no set lookups. */
 static PyObject *scan_stems(PyObject *stems, PyObject *index1, PyObject *index2, PyObject *firsts,
                             PyTypeObject *hits_type, PyObject *seconds, const unsigned char *flags) {
+    PyObject *levels; /* borrowed */
+    if (index2_levels(index2, &levels) < 0)
+        return NULL;
     Py_ssize_t n = PyList_GET_SIZE(stems);
     PyObject *hits = new_hits(hits_type);
     if (hits == NULL)
@@ -470,7 +520,13 @@ static PyObject *scan_stems(PyObject *stems, PyObject *index1, PyObject *index2,
             if (second < 0)
                 goto fail;
         }
-        if (second) {
+        if (second && levels != NULL) {
+            PyObject *d = PyDict_GetItemWithError(levels, st);
+            if (d != NULL)
+                multi = PyDict_GetItemWithError(d, PyList_GET_ITEM(stems, i + 1));
+            if (multi == NULL && PyErr_Occurred())
+                goto fail;
+        } else if (second) {
             pair = PyTuple_Pack(2, st, PyList_GET_ITEM(stems, i + 1));
             if (pair == NULL)
                 goto fail;
