@@ -49,6 +49,20 @@ static inline int is_strip(Py_UCS4 c) {
 
 static inline int is_presentation(Py_UCS4 c) { return c >= 0xFB50 && c <= 0xFEFE; }
 
+/* is_break / is_space by table for the characters below U+0800 (Latin, Arabic), filled from them at import */
+#define CC_BREAK 1
+#define CC_SPACE 2
+#define CC_MAX 0x800
+static unsigned char cclass[CC_MAX];
+
+static void cclass_init(void) {
+    for (Py_UCS4 c = 0; c < CC_MAX; c++)
+        cclass[c] = (unsigned char)((is_break(c) ? CC_BREAK : 0) | (is_space(c) ? CC_SPACE : 0));
+}
+
+static inline int is_break_t(Py_UCS4 c) { return c < CC_MAX ? (cclass[c] & CC_BREAK) : is_break(c); }
+static inline int is_space_t(Py_UCS4 c) { return c < CC_MAX ? (cclass[c] & CC_SPACE) : is_space(c); }
+
 /* --- word memos ---------------------------------------------------------------------------------- */
 
 /* memo[key] with the dict lookup in C; a missing key goes through the memo's __missing__ (computes and stores). */
@@ -713,12 +727,12 @@ static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base,
         return -1;
     Py_ssize_t pos = 0;
     while (pos < L) {
-        if (is_break(buf[pos])) {
+        if (is_break_t(buf[pos])) {
             pos++;
             continue;
         }
         Py_ssize_t start = pos;
-        while (pos < L && !is_break(buf[pos]))
+        while (pos < L && !is_break_t(buf[pos]))
             pos++;
         while (pos < L && is_end(buf[pos]))
             pos++;
@@ -743,14 +757,18 @@ static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base,
         Py_ssize_t k = a;
         int err = 0;
         while (k < b) {
-            while (k < b && is_space(buf[k]))
+            while (k < b && is_space_t(buf[k]))
                 k++;
             if (k >= b)
                 break;
             Py_ssize_t ws = k;
-            while (k < b && !is_space(buf[k]))
+            uint64_t wh = 1469598103934665603ULL; /* wc_hash(buf + ws, k - ws), as the word is read */
+            while (k < b && !is_space_t(buf[k])) {
+                wh ^= (uint64_t)buf[k];
+                wh *= 1099511628211ULL;
                 k++;
-            uint64_t wh = wc_hash(buf + ws, k - ws);
+            }
+            wh = wh ? wh : 1;
             WEntry *we = wc_get(buf + ws, k - ws, wh);
             PyObject *parts;
             if (we != NULL) {
@@ -1252,6 +1270,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "processors._fast",
                                     "C accelerator for processors.analysis (optional).", -1, methods};
 
 PyMODINIT_FUNC PyInit__fast(void) {
+    cclass_init();
     s_index = PyUnicode_InternFromString("index");
     s_text = PyUnicode_InternFromString("text");
     s_toks = PyUnicode_InternFromString("toks");
