@@ -995,6 +995,13 @@ static int has_presentation(PyObject *text) {
     Py_ssize_t L = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
+    if (kind == PyUnicode_2BYTE_KIND) { /* (Arabic text: one plain loop the compiler can vectorise) */
+        const Py_UCS2 *d = data;
+        int any = 0;
+        for (Py_ssize_t i = 0; i < L; i++)
+            any |= d[i] >= 0xFB50 && d[i] <= 0xFEFE;
+        return any;
+    }
     for (Py_ssize_t i = 0; i < L; i++) {
         if (is_presentation(PyUnicode_READ(kind, data, i)))
             return 1;
