@@ -49,6 +49,20 @@ static inline int is_strip(Py_UCS4 c) {
 
 static inline int is_presentation(Py_UCS4 c) { return c >= 0xFB50 && c <= 0xFEFE; }
 
+/* is_break / is_space by table for the characters below U+0800 (Latin, Arabic), filled from them at import */
+#define CC_BREAK 1
+#define CC_SPACE 2
+#define CC_MAX 0x800
+static unsigned char cclass[CC_MAX];
+
+static void cclass_init(void) {
+    for (Py_UCS4 c = 0; c < CC_MAX; c++)
+        cclass[c] = (unsigned char)((is_break(c) ? CC_BREAK : 0) | (is_space(c) ? CC_SPACE : 0));
+}
+
+static inline int is_break_t(Py_UCS4 c) { return c < CC_MAX ? (cclass[c] & CC_BREAK) : is_break(c); }
+static inline int is_space_t(Py_UCS4 c) { return c < CC_MAX ? (cclass[c] & CC_SPACE) : is_space(c); }
+
 /* --- word memos ---------------------------------------------------------------------------------- */
 
 /* memo[key] with the dict lookup in C; a missing key goes through the memo's __missing__ (computes and stores). */
@@ -440,10 +454,60 @@ fail:
 #define IN_FIRSTS 1
 #define IN_SECONDS 2
 
+/* index2 as two levels, stem -> {next stem -> its entries} (the same entry lists), so that a lookup needs no pair
+ * tuple (allocated, hashed, compared, freed); made once per index2 object (and again if its size changes: the
+ * index is built once per Knowledge). NULL when index2 has a key that is not a pair: the pair lookups are used. */
+static PyObject *i2_src = NULL, *i2_levels = NULL; /* strong */
+static Py_ssize_t i2_size = -1;
+
+/* the two-level form of index2 (borrowed, may be NULL); -1 on error */
+static int index2_levels(PyObject *index2, PyObject **out) {
+    if (index2 != i2_src || PyDict_GET_SIZE(index2) != i2_size) {
+        PyObject *lv = PyDict_New();
+        if (lv == NULL)
+            return -1;
+        Py_ssize_t pos = 0;
+        PyObject *key, *val;
+        while (lv != NULL && PyDict_Next(index2, &pos, &key, &val)) {
+            if (!PyTuple_CheckExact(key) || PyTuple_GET_SIZE(key) != 2) {
+                Py_CLEAR(lv); /* not all pairs: no levels */
+                break;
+            }
+            PyObject *a = PyTuple_GET_ITEM(key, 0), *b = PyTuple_GET_ITEM(key, 1);
+            PyObject *d = PyDict_GetItemWithError(lv, a);
+            if (d == NULL) {
+                if (PyErr_Occurred() || (d = PyDict_New()) == NULL) {
+                    Py_DECREF(lv);
+                    return -1;
+                }
+                int r = PyDict_SetItem(lv, a, d);
+                Py_DECREF(d);
+                if (r < 0) {
+                    Py_DECREF(lv);
+                    return -1;
+                }
+            }
+            if (PyDict_SetItem(d, b, val) < 0) {
+                Py_DECREF(lv);
+                return -1;
+            }
+        }
+        Py_INCREF(index2);
+        Py_XSETREF(i2_src, index2);
+        Py_XSETREF(i2_levels, lv);
+        i2_size = PyDict_GET_SIZE(index2);
+    }
+    *out = i2_levels;
+    return 0;
+}
+
 /* ``flags`` (optional): per stem, IN_FIRSTS / IN_SECONDS when it is in ``firsts`` / ``seconds`` (or there are no
  * seconds), as the word mirror knows them: no set lookups. */
 static PyObject *scan_stems(PyObject *stems, PyObject *index1, PyObject *index2, PyObject *firsts,
                             PyTypeObject *hits_type, PyObject *seconds, const unsigned char *flags) {
+    PyObject *levels; /* borrowed */
+    if (index2_levels(index2, &levels) < 0)
+        return NULL;
     Py_ssize_t n = PyList_GET_SIZE(stems);
     PyObject *hits = new_hits(hits_type);
     if (hits == NULL)
@@ -470,7 +534,13 @@ static PyObject *scan_stems(PyObject *stems, PyObject *index1, PyObject *index2,
             if (second < 0)
                 goto fail;
         }
-        if (second) {
+        if (second && levels != NULL) {
+            PyObject *d = PyDict_GetItemWithError(levels, st);
+            if (d != NULL)
+                multi = PyDict_GetItemWithError(d, PyList_GET_ITEM(stems, i + 1));
+            if (multi == NULL && PyErr_Occurred())
+                goto fail;
+        } else if (second) {
             pair = PyTuple_Pack(2, st, PyList_GET_ITEM(stems, i + 1));
             if (pair == NULL)
                 goto fail;
@@ -657,12 +727,12 @@ static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base,
         return -1;
     Py_ssize_t pos = 0;
     while (pos < L) {
-        if (is_break(buf[pos])) {
+        if (is_break_t(buf[pos])) {
             pos++;
             continue;
         }
         Py_ssize_t start = pos;
-        while (pos < L && !is_break(buf[pos]))
+        while (pos < L && !is_break_t(buf[pos]))
             pos++;
         while (pos < L && is_end(buf[pos]))
             pos++;
@@ -687,14 +757,18 @@ static int analyse_text(Ctx *cx, PyObject *text, PyObject *out, Py_ssize_t base,
         Py_ssize_t k = a;
         int err = 0;
         while (k < b) {
-            while (k < b && is_space(buf[k]))
+            while (k < b && is_space_t(buf[k]))
                 k++;
             if (k >= b)
                 break;
             Py_ssize_t ws = k;
-            while (k < b && !is_space(buf[k]))
+            uint64_t wh = 1469598103934665603ULL; /* wc_hash(buf + ws, k - ws), as the word is read */
+            while (k < b && !is_space_t(buf[k])) {
+                wh ^= (uint64_t)buf[k];
+                wh *= 1099511628211ULL;
                 k++;
-            uint64_t wh = wc_hash(buf + ws, k - ws);
+            }
+            wh = wh ? wh : 1;
             WEntry *we = wc_get(buf + ws, k - ws, wh);
             PyObject *parts;
             if (we != NULL) {
@@ -848,6 +922,66 @@ fail:
     return -1;
 }
 
+/* The junk markers by first character: ``any(m in s for m in markers)`` in one pass over ``s`` (instead of one
+ * substring search per marker), for up to 32 str markers; other marker tuples take the plain searches. */
+typedef struct {
+    uint32_t first[256]; /* bit q: marker q begins with a character of this low byte */
+    int ok, any_empty;
+} MarkerTab;
+
+static void marker_tab(MarkerTab *t, PyObject *markers) {
+    memset(t, 0, sizeof(*t));
+    Py_ssize_t nm = PyTuple_GET_SIZE(markers);
+    t->ok = nm <= 32;
+    for (Py_ssize_t q = 0; q < nm && t->ok; q++) {
+        PyObject *m = PyTuple_GET_ITEM(markers, q);
+        if (!PyUnicode_Check(m) || PyUnicode_READY(m) < 0) {
+            PyErr_Clear();
+            t->ok = 0;
+        } else if (PyUnicode_GET_LENGTH(m) == 0) {
+            t->any_empty = 1;
+        } else {
+            t->first[PyUnicode_READ_CHAR(m, 0) & 0xFF] |= (uint32_t)1 << q;
+        }
+    }
+}
+
+/* 1 when some marker occurs in ``s`` (a str), 0 if none, -1 on error */
+static int contains_any(PyObject *s, PyObject *markers, const MarkerTab *t) {
+    if (!t->ok) {
+        for (Py_ssize_t q = 0; q < PyTuple_GET_SIZE(markers); q++) {
+            int found = PyUnicode_Contains(s, PyTuple_GET_ITEM(markers, q));
+            if (found != 0)
+                return found;
+        }
+        return 0;
+    }
+    if (t->any_empty)
+        return 1;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    int kind = PyUnicode_KIND(s);
+    const void *data = PyUnicode_DATA(s);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint32_t mask = t->first[PyUnicode_READ(kind, data, i) & 0xFF];
+        while (mask) {
+            int q = __builtin_ctz(mask);
+            mask &= mask - 1;
+            PyObject *m = PyTuple_GET_ITEM(markers, q);
+            Py_ssize_t ml = PyUnicode_GET_LENGTH(m);
+            if (ml > n - i)
+                continue;
+            int mk = PyUnicode_KIND(m);
+            const void *md = PyUnicode_DATA(m);
+            Py_ssize_t k = 0;
+            while (k < ml && PyUnicode_READ(mk, md, k) == PyUnicode_READ(kind, data, i + k))
+                k++;
+            if (k == ml)
+                return 1;
+        }
+    }
+    return 0;
+}
+
 static void free_info(Ctx *cx) {
     for (Py_ssize_t i = 0; i < cx->ninfo; i++)
         PyMem_Free(cx->info[i].flags);
@@ -861,6 +995,13 @@ static int has_presentation(PyObject *text) {
     Py_ssize_t L = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
+    if (kind == PyUnicode_2BYTE_KIND) { /* (Arabic text: one plain loop the compiler can vectorise) */
+        const Py_UCS2 *d = data;
+        int any = 0;
+        for (Py_ssize_t i = 0; i < L; i++)
+            any |= d[i] >= 0xFB50 && d[i] <= 0xFEFE;
+        return any;
+    }
     for (Py_ssize_t i = 0; i < L; i++) {
         if (is_presentation(PyUnicode_READ(kind, data, i)))
             return 1;
@@ -953,6 +1094,8 @@ static PyObject *fast_analyse_doc(PyObject *self, PyObject *args) {
         goto fail;
     }
     int in_junk = 0;
+    MarkerTab mtab;
+    marker_tab(&mtab, markers);
     for (Py_ssize_t i = 0; i < n; i++) {
         SentInfo *si = &cx.info[i];
         int junk = 0;
@@ -966,15 +1109,10 @@ static PyObject *fast_analyse_doc(PyObject *self, PyObject *args) {
                 Py_XDECREF(head);
                 if (joined == NULL)
                     goto fail;
-                int found = 0;
-                for (Py_ssize_t q = 0; q < PyTuple_GET_SIZE(markers) && !found; q++) {
-                    found = PyUnicode_Contains(joined, PyTuple_GET_ITEM(markers, q));
-                    if (found < 0) {
-                        Py_DECREF(joined);
-                        goto fail;
-                    }
-                }
+                int found = contains_any(joined, markers, &mtab);
                 Py_DECREF(joined);
+                if (found < 0)
+                    goto fail;
                 if (found) {
                     int has_end = PySequence_Contains(toks, end_word);
                     if (has_end < 0)
@@ -1139,6 +1277,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "processors._fast",
                                     "C accelerator for processors.analysis (optional).", -1, methods};
 
 PyMODINIT_FUNC PyInit__fast(void) {
+    cclass_init();
     s_index = PyUnicode_InternFromString("index");
     s_text = PyUnicode_InternFromString("text");
     s_toks = PyUnicode_InternFromString("toks");

@@ -110,7 +110,9 @@ def test_odd_inputs() -> None:
     for t in ("", " ", "\n", "...", "؟؟", "- * •", "Hello. World!", "\x00\x01 \x1f\x7f\x85", "\u200b\u200f",
               "ـــ", "١٢٣ ۴۵۶", "İstanbul Σ ς", "ﻫﺪﻧﺔ في غزة", "هُدْنَةٌ", "و" * 500, "a" * 3000,
               "اقرأ أيضا\nمقال قصير\nنهاية", "مواضيع قد تهمك نهاية\nوصل الوزير",
-              "هدنة،وقف-إطلاق-النار،حماس" * 20):  # (one word of more than 64 tokens: the mirror's masks stop at 64)
+              "هدنة،وقف-إطلاق-النار،حماس" * 20,  # (one word of more than 64 tokens: the mirror's masks stop at 64)
+              # junk markers, also inside words and cut short
+              "وتابعونا\nقصير\nالأكثر قراءةً اليوم\nخبر\nمواضيع ذات صلة.\nأخبار ذات صل\nكلمات دلالية نهاية"):
         _same(t, t)
         _same("", t)
 
