@@ -1159,6 +1159,60 @@ fail:
     return NULL;
 }
 
+/* --- word layout of a sentence (normalize.TokenChars) ------------------------------------------------------- */
+
+/* word_layout(text, memo) -> (words, ends, starts): text.split(); the running totals of len(memo[word]) (each
+ * word's token count: the memo maps a raw word to one entry per token; a missing word goes through the memo's
+ * __missing__); and where each word starts in text (what the pattern r"\s*(?:\S+\s+){j}" matched at 0 ends at). */
+static PyObject *fast_word_layout(PyObject *self, PyObject *args) {
+    PyObject *text, *memo;
+    if (!PyArg_ParseTuple(args, "UO!:word_layout", &text, &PyDict_Type, &memo))
+        return NULL;
+    Py_ssize_t L = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    PyObject *words = PyList_New(0), *ends = PyList_New(0), *starts = PyList_New(0);
+    if (words == NULL || ends == NULL || starts == NULL)
+        goto fail;
+    Py_ssize_t total = 0, k = 0;
+    while (k < L) {
+        while (k < L && is_space_t(PyUnicode_READ(kind, data, k)))
+            k++;
+        if (k >= L)
+            break;
+        Py_ssize_t ws = k;
+        while (k < L && !is_space_t(PyUnicode_READ(kind, data, k)))
+            k++;
+        PyObject *w = PyUnicode_Substring(text, ws, k);
+        if (w == NULL)
+            goto fail;
+        PyObject *v = memo_get(memo, w);
+        int r = v == NULL ? -1 : PyList_Append(words, w);
+        Py_DECREF(w);
+        if (r < 0) {
+            Py_XDECREF(v);
+            goto fail;
+        }
+        Py_ssize_t n = PyObject_Length(v);
+        Py_DECREF(v);
+        if (n < 0)
+            goto fail;
+        total += n;
+        PyObject *e = PyLong_FromSsize_t(total), *st = PyLong_FromSsize_t(ws);
+        r = (e == NULL || st == NULL) ? -1 : (PyList_Append(ends, e) < 0 || PyList_Append(starts, st) < 0) ? -1 : 0;
+        Py_XDECREF(e);
+        Py_XDECREF(st);
+        if (r < 0)
+            goto fail;
+    }
+    return Py_BuildValue("(NNN)", words, ends, starts);
+fail:
+    Py_XDECREF(words);
+    Py_XDECREF(ends);
+    Py_XDECREF(starts);
+    return NULL;
+}
+
 /* --- per-kind views of a sentence's hits (analysis.of_kind / of_kinds) ----------------------------------------- */
 
 /* The visit rules read a sentence's hits one kind at a time, ~90 times an article; as Python functions the calls
@@ -1269,6 +1323,8 @@ static PyMethodDef methods[] = {
      "hit_views(Hits, no_hits, of_kind, of_kinds) -> None: makes this module's of_kind and of_kinds those of "
      "processors.analysis, in C for exact Hits (the by_kind slot read directly); other arguments are passed to the Python functions given."},
     {"of_kind", (PyCFunction)(void (*)(void))fast_of_kind, METH_FASTCALL, "analysis.of_kind (after hit_views)."},
+    {"word_layout", fast_word_layout, METH_VARARGS,
+     "word_layout(text, memo) -> (text.split(), running totals of len(memo[word]), each word's start in text)."},
     {"of_kinds", (PyCFunction)(void (*)(void))fast_of_kinds, METH_FASTCALL, "analysis.of_kinds (after hit_views)."},
     {NULL, NULL, 0, NULL},
 };

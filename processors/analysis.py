@@ -13,6 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from processors import normalize as normalize_module
 from processors.knowledge import Knowledge, get_knowledge
 from processors.normalize import STEM_BITS, TOKEN_BITS, Sentence, analyse, normalize
 
@@ -149,6 +150,8 @@ of_kinds: Callable[..., Sequence[Hit]] = _of_kinds_py
 if _fast is not None and hasattr(_fast, "hit_views"):  # the same two functions in C (~90 calls an article)
     _fast.hit_views(Hits, _NO_HITS, _of_kind_py, _of_kinds_py)
     of_kind, of_kinds = _fast.of_kind, _fast.of_kinds
+if _fast is not None and hasattr(_fast, "word_layout"):  # TokenChars (visits.surface) reads its words' layout in C
+    normalize_module.WORD_LAYOUT = _fast.word_layout
 
 # Page furniture that introduces lists of related headlines ("read also"): the short lines after it are
 # other stories, not this article, until real prose (a long sentence) resumes.

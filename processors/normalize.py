@@ -127,12 +127,17 @@ def _word_chars(word: str) -> tuple[tuple[int, ...], ...]:
                  for m in TOKEN_RE.finditer(norm))
 
 
+# (words, token-count totals, word starts) of a text, in C: set by processors.analysis when the accelerator is built
+WORD_LAYOUT: Callable[[str, dict[str, tuple[tuple[int, ...], ...]]], tuple[list[str], list[int], list[int]]] | None \
+    = None
+
+
 class TokenChars:
     """Where the tokens of ``normalize_aligned(text)`` (``TOKEN_RE`` over its normalised text) come from in
     ``text`` (``count`` tokens; ``span``), computed per whitespace-delimited word from a memo and only for the
     words asked for; text holding "İ" or a capital sigma is aligned as a whole, as ``normalize_aligned`` does."""
 
-    __slots__ = ("text", "count", "_words", "_ends", "_ms", "_index")
+    __slots__ = ("text", "count", "_words", "_ends", "_starts", "_ms", "_index")
     count: int
 
     def __init__(self, text: str) -> None:
@@ -141,13 +146,17 @@ class TokenChars:
         self._index: list[int] | None = None
         self._words: list[str] = []
         self._ends: list[int] = []
+        self._starts: list[int] | None = None  # where each word starts in text (else found by a pattern)
         if _WHOLE[0] in text or _WHOLE[1] in text:
             self._align_whole()
             assert self._ms is not None
             self.count = len(self._ms)
             return
-        self._words = text.split()
-        self._ends = list(accumulate(map(len, map(_WORD_CHARS.__getitem__, self._words))))
+        if WORD_LAYOUT is not None:
+            self._words, self._ends, self._starts = WORD_LAYOUT(text, _WORD_CHARS)
+        else:
+            self._words = text.split()
+            self._ends = list(accumulate(map(len, map(_WORD_CHARS.__getitem__, self._words))))
         self.count = self._ends[-1] if self._ends else 0
 
     def _align_whole(self) -> None:
@@ -156,12 +165,16 @@ class TokenChars:
 
     def _token(self, k: int) -> tuple[int, tuple[int, ...]]:
         j = bisect_right(self._ends, k)
-        pat = _WORDS_AT.get(j)
-        if pat is None:
-            pat = _WORDS_AT[j] = re.compile(r"\s*(?:\S+\s+){%d}" % j)
-        m = pat.match(self.text)
-        assert m is not None
-        return m.end(), _WORD_CHARS[self._words[j]][k - (self._ends[j - 1] if j else 0)]
+        if self._starts is not None:
+            start = self._starts[j]
+        else:
+            pat = _WORDS_AT.get(j)
+            if pat is None:
+                pat = _WORDS_AT[j] = re.compile(r"\s*(?:\S+\s+){%d}" % j)
+            m = pat.match(self.text)
+            assert m is not None
+            start = m.end()
+        return start, _WORD_CHARS[self._words[j]][k - (self._ends[j - 1] if j else 0)]
 
     def span(self, k1: int, skip: int, k2: int) -> tuple[int, int]:
         """Indices in ``text`` of the normalised character ``skip`` of token ``k1`` and of the last normalised

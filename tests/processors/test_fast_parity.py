@@ -191,3 +191,21 @@ def test_hit_views_parity() -> None:
             assert (got is hs) == (want is hs)
     with pytest.raises(TypeError):
         analysis.of_kind(Hits(hits))
+
+
+def test_word_layout_parity(shared_dir: Path) -> None:
+    """normalize.TokenChars reads a sentence's words, their token totals and where they start from C: the same as
+    text.split(), the running totals over the memo and the pattern it used before."""
+    import re
+    from itertools import accumulate
+
+    from processors import normalize
+
+    texts = [s for title, body in _dev_texts(shared_dir) for s in normalize.split_sentences(title + "\n" + body)]
+    texts += ["", " ", "  a  b ", "\u00a0وصل\u2003الوزير\u3000 ", "x\u1680y\u205fz", "İstanbul", "و" * 300,
+              "هدنة،وقف-إطلاق-النار " * 30]
+    for t in texts:
+        words, ends, starts = _fast.word_layout(t, normalize._WORD_CHARS)
+        assert words == t.split()
+        assert ends == list(accumulate(map(len, map(normalize._WORD_CHARS.__getitem__, words))))
+        assert starts == [re.compile(r"\s*(?:\S+\s+){%d}" % j).match(t).end() for j in range(len(words))]  # type: ignore[union-attr]
