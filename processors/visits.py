@@ -345,11 +345,11 @@ def _brief_follows(toks: list[str], pe: int) -> bool:
     if pe >= len(toks):
         return False
     t = toks[pe]
-    if t == "," and pe + 1 < len(toks):  # "المبعوث الفرنسي الخاص إلى لبنان، إتيان موران،": the name after a comma
+    comma = t == "," and pe + 1 < len(toks)  # "المبعوث الفرنسي الخاص إلى لبنان، إتيان موران،": a name after a comma
+    if comma:
         t = toks[pe + 1]
-        return not (t in PUNCT or t in _ASIDE_WORDS or t in _AFTER_TRIP or t in ("حيث", "وذلك")
-                    or t.startswith(("و", "لل", "لبحث", "لمناقش")))
-    return not (t in PUNCT or t in _ASIDE_WORDS or t in _AFTER_TRIP or t.startswith(("لل", "لبحث", "لمناقش")))
+    return not (t in PUNCT or t in _ASIDE_WORDS or t in _AFTER_TRIP or t.startswith(("لل", "لبحث", "لمناقش"))
+                or comma and (t in ("حيث", "وذلك") or t.startswith("و")))
 
 
 # words after "إلى X" that continue a trip, not a title: "وصل المبعوث الخاص إلى بيروت في زيارة", "... قادما من"
@@ -2088,7 +2088,7 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
     for si, (sent, hits) in enumerate(zip(doc.sentences, doc.hits, strict=True)):
         if not hits:
             continue
-        if event_venue is None and not _HOSTS_EVENT.isdisjoint(sent.toks):
+        if event_venue is None and sent.bits & _HOSTS_EVENT_BIT:
             event_venue = _hosted_event_venue(sent, hits)
         kinds = set(hits.by_kind) if type(hits) is Hits else set(map(_KIND, hits))  # (the kinds: the index's keys)
         if "remote" in kinds and "trig" in kinds:
@@ -2120,7 +2120,7 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
                     # the conference just reported is held
                     prev_place = found[-1].place
                 elif attend and prev_place is None and event_venue is not None \
-                        and not _EVENT_NOUNS.isdisjoint(sent.toks):
+                        and sent.bits & _EVENT_NOUNS_BIT:
                     prev_place = event_venue  # "تستعد القاهرة لاستضافة المؤتمر ... ومن المقرر أن يشارك في المؤتمر X"
                 if also:
                     prev_place = found[-1].place
@@ -2208,6 +2208,7 @@ def extract_from_doc(doc: Doc, kn: Knowledge) -> list[_Found]:
 
 _HOSTS_EVENT = frozenset(normalize(w) for w in (
     "لاستضافة", "لاحتضان", "تستضيف", "يستضيف", "ستستضيف", "سيستضيف", "تحتضن", "يحتضن", "استضافة", "احتضان"))
+_HOSTS_EVENT_BIT: Final = word_class(_HOSTS_EVENT)
 
 
 def _hosted_event_venue(sent: Sentence, hits: list[Hit]) -> Place | None:
